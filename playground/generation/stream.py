@@ -1,0 +1,170 @@
+"""Text generation with streaming and a stop that really stops `generate()`.
+
+`generate()` runs in a worker thread and pushes tokens into a streamer; a stopping
+criterion checks a threading.Event between tokens, so "stop" ends the computation itself,
+not just the display.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from playground.errors import PlaygroundError
+from playground.generation.settings import DecodingSettings
+from playground.models.loader import LoadedModel
+
+
+@dataclass
+class GenerationUpdate:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    finished: bool = False
+    stopped: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def stats_line(self) -> str:
+        state = "stopped" if self.stopped else ("done" if self.finished else "generating")
+        return (
+            f"prompt {self.prompt_tokens} tokens · new {self.new_tokens} tokens · "
+            f"{self.tokens_per_s:.1f} tokens/s · {self.seconds:.1f} s · {state}"
+        )
+
+
+def oom_message(where: str) -> str:
+    return (
+        f"Out of GPU memory during {where}. Try fewer max new tokens, fewer beams, a shorter prompt "
+        "or a smaller batch, or load the model in 4-bit. The model is still loaded and usable."
+    )
+
+
+def _stopping(stop: threading.Event) -> Any:
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            return stop.is_set()
+
+    return StoppingCriteriaList([_Stop()])
+
+
+def encode_prompt(loaded: LoadedModel, prompt: str) -> dict[str, Any]:
+    # The prompt text already carries the template's special tokens (chat templates write
+    # <|im_start|>, <s> etc. as text), so the tokenizer must not add another BOS.
+    add_special = not loaded.default_template.uses_chat_template and loaded.tokenizer.bos_token is not None
+    if loaded.tokenizer.bos_token and prompt.startswith(loaded.tokenizer.bos_token):
+        add_special = False
+    enc = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=add_special)
+    return {k: v.to(loaded.model.device) for k, v in enc.items()}
+
+
+def seed_everything(seed: int | None) -> None:
+    if seed is None:
+        return
+    import torch
+
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+def stream_generate(
+    loaded: LoadedModel,
+    prompt: str,
+    settings: DecodingSettings,
+    stop: threading.Event | None = None,
+) -> Iterator[GenerationUpdate]:
+    """Yield the growing answer; the last update has finished=True (stopped=True if stopped)."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    settings.validate()
+    stop = stop or threading.Event()
+    inputs = encode_prompt(loaded, prompt)
+    prompt_tokens = int(inputs["input_ids"].shape[1])
+    if prompt_tokens + settings.max_new_tokens > loaded.context_length:
+        raise PlaygroundError(
+            f"The prompt has {prompt_tokens} tokens; with {settings.max_new_tokens} new tokens it exceeds "
+            f"the model's context of {loaded.context_length}. Shorten the chat (Clear) or lower max new tokens."
+        )
+    counter = {"n": 0}
+
+    class _CountingStreamer(TextIteratorStreamer):
+        def put(self, value: Any) -> None:
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                super().put(value)
+                return
+            counter["n"] += int(value.numel()) if hasattr(value, "numel") else 1
+            super().put(value)
+
+    tok = loaded.tokenizer
+    beams = settings.num_beams > 1
+    streamer = (
+        None if beams else _CountingStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=None)
+    )
+    error: list[BaseException] = []
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            seed_everything(settings.seed)
+            with torch.inference_mode():
+                out = loaded.model.generate(
+                    **inputs,
+                    **settings.generate_kwargs(),
+                    streamer=streamer,
+                    stopping_criteria=_stopping(stop),
+                    pad_token_id=tok.pad_token_id,
+                )
+            result["ids"] = out[0, prompt_tokens:]
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            error.append(exc)
+            if streamer is not None:
+                streamer.end()
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    text = ""
+    try:
+        if streamer is not None:
+            for piece in streamer:
+                text += piece
+                yield GenerationUpdate(text, prompt_tokens, counter["n"], time.perf_counter() - start)
+        thread.join()
+    finally:
+        # A consumer that goes away (closed browser tab, cancelled event) stops the generation too.
+        stop.set()
+    if error:
+        exc = error[0]
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            torch.cuda.empty_cache()
+            raise PlaygroundError(oom_message("generation")) from exc
+        raise exc
+    ids = result["ids"]
+    pad = tok.pad_token_id
+    new = int((ids != pad).sum()) if pad is not None and pad != tok.eos_token_id else int(ids.numel())
+    text = tok.decode(ids, skip_special_tokens=True)
+    stopped = stop.is_set() and not _ended_naturally(ids, tok, settings)
+    yield GenerationUpdate(
+        text, prompt_tokens, new, time.perf_counter() - start, finished=True, stopped=stopped
+    )
+
+
+def _ended_naturally(ids: Any, tok: Any, settings: DecodingSettings) -> bool:
+    n = int(ids.numel())
+    return n >= settings.max_new_tokens or (n > 0 and int(ids[-1]) == tok.eos_token_id)
+
+
+def generate_text(loaded: LoadedModel, prompt: str, settings: DecodingSettings) -> GenerationUpdate:
+    """The whole answer at once (for evaluation and scripts)."""
+    *_, last = stream_generate(loaded, prompt, settings)
+    return last

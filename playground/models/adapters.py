@@ -1,0 +1,122 @@
+"""Adapters on the resident model: several LoRA adapters on one copy of the base weights.
+
+peft keeps each adapter under a name; `using_adapter(loaded, name)` switches with
+`set_adapter`, and `using_adapter(loaded, None)` runs the base model with
+`disable_adapter()`. Only safetensors adapters are loaded: a pickled `adapter_model.bin`
+could run arbitrary code when unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from playground.errors import PlaygroundError
+from playground.models.loader import LoadedModel
+
+METADATA_FILE = "playground.json"
+
+
+def adapter_base_model(folder: str | Path) -> str | None:
+    """The base model an adapter was trained on, from our metadata or peft's config."""
+    folder = Path(folder)
+    for name, key in ((METADATA_FILE, "base_model"), ("adapter_config.json", "base_model_name_or_path")):
+        try:
+            value = json.loads((folder / name).read_text()).get(key)
+        except (OSError, ValueError):
+            continue
+        if value:
+            return str(value)
+    return None
+
+
+def check_adapter_folder(folder: str | Path) -> Path:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise PlaygroundError(f"No adapter folder {folder}.")
+    if not (folder / "adapter_config.json").is_file():
+        raise PlaygroundError(f"{folder} has no adapter_config.json, so it is not a PEFT adapter.")
+    if not (folder / "adapter_model.safetensors").is_file():
+        if any(folder.glob("adapter_model*.bin")) or any(folder.glob("*.pt")):
+            raise PlaygroundError(
+                f"{folder} holds a pickled checkpoint (adapter_model.bin). Only safetensors adapters are "
+                "loaded, since unpickling can run arbitrary code; convert it with safetensors first."
+            )
+        raise PlaygroundError(f"{folder} has no adapter_model.safetensors.")
+    return folder
+
+
+def _same_model(a: str, b: str) -> bool:
+    def norm(x: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", Path(x.rstrip("/")).name.lower())
+
+    return norm(a) == norm(b)
+
+
+def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = None) -> str:
+    """Load an adapter onto the resident model under `name` (default: the folder name)."""
+    from peft import PeftModel
+
+    folder = check_adapter_folder(folder)
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", name or folder.name)
+    if loaded.adapters.get(name) == str(folder):
+        return name
+    base = adapter_base_model(folder)
+    if base and not (_same_model(base, loaded.name) or _same_model(base, loaded.source)):
+        from playground.models.presets import find_preset
+
+        preset = find_preset(loaded.name)
+        if not (preset and _same_model(base, preset.hf_id)):
+            raise PlaygroundError(
+                f"Adapter {folder.name} was trained on {base}, but the loaded model is {loaded.name}. "
+                f"Load {base} first."
+            )
+    try:
+        if isinstance(loaded.model, PeftModel):
+            if name in loaded.model.peft_config:
+                loaded.model.delete_adapter(name)
+            loaded.model.load_adapter(str(folder), adapter_name=name)
+        else:
+            loaded.model = PeftModel.from_pretrained(loaded.model, str(folder), adapter_name=name)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise PlaygroundError(
+            f"Adapter {folder.name} does not fit {loaded.name} (was it made for another base model?): "
+            f"{str(exc).splitlines()[0][:300]}"
+        ) from exc
+    loaded.model.eval()
+    loaded.adapters[name] = str(folder)
+    return name
+
+
+def detach_adapters(loaded: LoadedModel) -> None:
+    """Give the plain base model back (the adapters' LoRA layers are removed)."""
+    from peft import PeftModel
+
+    if isinstance(loaded.model, PeftModel):
+        loaded.model = loaded.model.unload()
+    loaded.adapters.clear()
+
+
+@contextmanager
+def using_adapter(loaded: LoadedModel, name: str | None) -> Iterator[None]:
+    """Run with one adapter active, or the base model when `name` is None."""
+    from peft import PeftModel
+
+    model = loaded.model
+    if not isinstance(model, PeftModel):
+        if name is not None:
+            raise PlaygroundError(f"Adapter {name} is not loaded.")
+        with nullcontext():
+            yield
+        return
+    if name is None:
+        with model.disable_adapter():
+            yield
+        return
+    if name not in model.peft_config:
+        raise PlaygroundError(f"Adapter {name} is not loaded; loaded: {', '.join(model.peft_config)}.")
+    model.set_adapter(name)
+    yield

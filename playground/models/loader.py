@@ -1,0 +1,319 @@
+"""Loading a model and its tokenizer: presets, hub ids, local folders, and precision.
+
+On CUDA the default is 4-bit NF4 with double quantization and bf16 compute (bitsandbytes);
+8-bit and bf16 are selectable. On CPU bitsandbytes is not used: bf16 where the CPU has
+native bf16 matmul (about 2x fp32 here), else fp32, and the notes say so for the UI.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground.errors import ModelLoadError
+from playground.models import embedded
+from playground.models.presets import EMBEDDED_KEY, ModelPreset, find_preset
+from playground.prompts.templates import PromptTemplate, get_template
+
+PRECISIONS = ("auto", "4bit", "8bit", "bf16", "fp16", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    precision: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ModelLoadError(
+                f"Unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}."
+            )
+        if self.device not in DEVICES:
+            raise ModelLoadError(f"Unknown device {self.device!r}; choose one of {', '.join(DEVICES)}.")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    source: str
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+    quantization: str | None
+    default_template: PromptTemplate
+    context_length: int
+    load_seconds: float
+    options: LoadOptions
+    is_seq2seq: bool = False
+    notes: list[str] = field(default_factory=list)
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> folder, attached with peft
+
+    def describe(self) -> str:
+        quant = f", {self.quantization}" if self.quantization else ""
+        n = sum(p.numel() for p in self.model.parameters())
+        return (
+            f"{self.name} on {self.device} ({self.dtype}{quant}), {n / 1e6:,.0f}M parameters, "
+            f"context {self.context_length} tokens, loaded in {self.load_seconds:.1f} s"
+        )
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _bitsandbytes_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    name: str
+    source: str  # a local folder or a hub id
+    preset: ModelPreset | None
+    is_local: bool
+
+
+def resolve(name_or_path: str, progress: Progress | None = None) -> _Resolved:
+    text = (name_or_path or "").strip()
+    if not text:
+        raise ModelLoadError("Type a model: a preset, a Hugging Face id (org/name) or a local folder.")
+    preset = find_preset(text)
+    if preset and preset.key == EMBEDDED_KEY:
+        return _Resolved(preset.key, str(embedded.ensure_converted(progress)), preset, True)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{text} is a file; give the folder that holds config.json and the weights.")
+        if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"{text} is an adapter, not a model: load its base model and pick the adapter there."
+            )
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"Folder {text} has no config.json, so it is not a Hugging Face model folder."
+            )
+        weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf")]
+        if not weights:
+            raise ModelLoadError(f"Folder {text} has a config.json but no weights (*.safetensors).")
+        return _Resolved(path.name, str(path), preset, True)
+    if text.startswith(("/", "./", "../", "~")):
+        raise ModelLoadError(f"No folder {text}.")
+    if preset is None and (text.count("/") != 1 or " " in text):
+        raise ModelLoadError(
+            f"{text!r} is neither a preset, a local folder, nor a Hugging Face id of the form org/name."
+        )
+    return _Resolved(preset.key if preset else text, preset.hf_id if preset else text, preset, False)
+
+
+def _offline_message(source: str) -> str:
+    return (
+        f"Could not load {source!r}: it is not in the local Hugging Face cache and the hub cannot be "
+        "reached from here. Download it where there is network (huggingface-cli download "
+        f"{source}) into the HF cache (~/.cache/huggingface) or a folder, then type that folder's path."
+    )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host resolves and accepts a connection; the hub client would otherwise
+    retry for ~25 s before failing on a machine without network."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader: Any, source: str, is_local: bool, **kwargs: Any) -> Any:
+    """from_pretrained that tries the local cache first and turns hub failures into a clear message."""
+    if is_local:
+        return loader.from_pretrained(source, **kwargs)
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass
+    if not hub_reachable():
+        raise ModelLoadError(_offline_message(source))
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any hub/network failure means the same thing to a user
+        if "out of memory" in str(exc).lower():
+            raise
+        raise ModelLoadError(_offline_message(source)) from exc
+
+
+def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str]]:
+    """(device, torch dtype name, quantization, notes) for these options on this machine."""
+    notes: list[str] = []
+    cuda = _cuda_available()
+    device = options.device if options.device != "auto" else ("cuda" if cuda else "cpu")
+    if device == "cuda" and not cuda:
+        raise ModelLoadError("CUDA was asked for but no GPU is visible; choose device cpu or auto.")
+    precision = options.precision
+    if device == "cuda":
+        if precision == "auto":
+            precision = "4bit"
+        if precision in ("4bit", "8bit") and not _bitsandbytes_available():
+            notes.append(f"bitsandbytes is not installed, so {precision} is not available: loaded bf16.")
+            precision = "bf16"
+        if precision == "4bit":
+            return device, "bfloat16", "4-bit NF4 (double quant, bf16 compute)", notes
+        if precision == "8bit":
+            return device, "bfloat16", "8-bit (LLM.int8)", notes
+        return device, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision], None, notes
+    # CPU
+    if precision in ("4bit", "8bit"):
+        notes.append(
+            f"{precision} quantization (bitsandbytes) needs a CUDA GPU; on CPU the model is loaded in "
+        )
+        precision = "auto"
+    if precision == "auto":
+        precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        if notes:
+            notes[-1] += precision + "."
+        else:
+            why = "this CPU has native bf16 matmul" if precision == "bf16" else "this CPU lacks native bf16"
+            notes.append(f"CPU: no 4-bit quantization; loaded {precision} because {why}.")
+    return device, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision], None, notes
+
+
+def load_model(
+    name_or_path: str, options: LoadOptions | None = None, progress: Progress | None = None
+) -> LoadedModel:
+    """Load a preset key, HF id or local folder with the precision the options ask for."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    options = options or LoadOptions()
+    start = time.perf_counter()
+    if progress:
+        progress(0.0, f"Resolving {name_or_path}...")
+    resolved = resolve(name_or_path, progress)
+    device, dtype_name, quantization, notes = _choose(options)
+    common: dict[str, Any] = {"trust_remote_code": options.trust_remote_code}
+    try:
+        config = _from_pretrained(AutoConfig, resolved.source, resolved.is_local, **common)
+    except ModelLoadError:
+        raise
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise ModelLoadError(
+                f"{resolved.source} needs custom code from its repository. Tick 'trust remote code' "
+                "only if you trust its authors."
+            ) from exc
+        raise ModelLoadError(f"Could not read the config of {resolved.source}: {exc}") from exc
+    is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    model_cls = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = dict(common, dtype=getattr(torch, dtype_name))
+    if quantization:
+        from transformers import BitsAndBytesConfig
+
+        if quantization.startswith("4-bit"):
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["device_map"] = {"": 0}
+    elif device == "cuda":
+        kwargs["device_map"] = "auto"  # spreads a model too big for one GPU over all visible ones
+
+    if progress:
+        progress(
+            0.65,
+            f"Loading weights of {resolved.name} ({dtype_name}{', ' + quantization if quantization else ''})...",
+        )
+    try:
+        tokenizer = _from_pretrained(AutoTokenizer, resolved.source, resolved.is_local, **common)
+        model = _from_pretrained(model_cls, resolved.source, resolved.is_local, **kwargs)
+    except ModelLoadError:
+        raise
+    except torch.cuda.OutOfMemoryError as exc:
+        gc.collect()
+        torch.cuda.empty_cache()
+        raise ModelLoadError(
+            f"Out of GPU memory loading {resolved.name}. Try 4-bit precision, a smaller model, or free "
+            "the GPU from other processes."
+        ) from exc
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"Could not load {resolved.source}: {exc}") from exc
+    model.eval()
+    if device == "cpu":
+        model.to("cpu")
+    if tokenizer.pad_token_id is None:
+        # Generation and batching need a pad token; eos is the usual stand-in for Llama-family models.
+        tokenizer.pad_token = tokenizer.eos_token
+
+    template = get_template(resolved.preset.template if resolved.preset else "chat")
+    if template.uses_chat_template and not getattr(tokenizer, "chat_template", None):
+        template = get_template("plain")
+        notes.append("The tokenizer has no chat template; using the plain template.")
+    context = getattr(config, "max_position_embeddings", None) or getattr(tokenizer, "model_max_length", 2048)
+    if context > 1_000_000:
+        context = 2048
+    if progress:
+        progress(1.0, "Loaded.")
+    return LoadedModel(
+        name=resolved.name,
+        source=resolved.source,
+        model=model,
+        tokenizer=tokenizer,
+        device=device if not quantization else "cuda",
+        dtype=dtype_name,
+        quantization=quantization,
+        default_template=template,
+        context_length=int(context),
+        load_seconds=time.perf_counter() - start,
+        options=options,
+        is_seq2seq=is_seq2seq,
+        notes=notes,
+    )
+
+
+def free(loaded: LoadedModel | None) -> None:
+    """Drop a model and give its memory back (GPU memory too)."""
+    if loaded is None:
+        return
+    loaded.model = None
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

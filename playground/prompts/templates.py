@@ -1,0 +1,132 @@
+"""Prompt templates: the model's own chat template, or a raw string with placeholders.
+
+A raw template uses `{system}`, `{instruction}` and `{input}`. Placeholders are replaced
+literally (not with str.format) so braces in user text or code never break a prompt, and a
+template without `{system}` simply ignores the system text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PLACEHOLDERS = ("{system}", "{instruction}", "{input}")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """`text=None` means "use the tokenizer's chat template"."""
+
+    name: str
+    text: str | None = None
+    system: str = ""
+    notes: str = ""
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return self.text is None
+
+    @property
+    def sha(self) -> str:
+        """Short hash that identifies the template on the leaderboard."""
+        key = f"{self.text if self.text is not None else '<chat>'}\x00{self.system}"
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def render(
+        self,
+        instruction: str,
+        input: str = "",
+        system: str | None = None,
+        tokenizer: Any = None,
+    ) -> str:
+        """The exact text sent to the model for one single-turn request."""
+        system = self.system if system is None else system
+        if self.text is None:
+            user = f"{instruction}\n\n{input}" if input else instruction
+            return render_chat([{"role": "user", "content": user}], system, tokenizer)
+        return fill(self.text, {"system": system, "instruction": instruction, "input": input})
+
+    def render_conversation(
+        self,
+        history: list[dict[str, str]],
+        message: str,
+        system: str | None = None,
+        tokenizer: Any = None,
+    ) -> str:
+        """Prompt for the next assistant turn of a chat.
+
+        Raw templates are single-turn (the homework ones are), so earlier turns are written
+        as the template applied to each user message followed by the answer.
+        """
+        system = self.system if system is None else system
+        if self.text is None:
+            messages = [m for m in history if m["role"] in ("user", "assistant")]
+            return render_chat(messages + [{"role": "user", "content": message}], system, tokenizer)
+        parts = []
+        pending_user = None
+        for m in history:
+            if m["role"] == "user":
+                pending_user = m["content"]
+            elif m["role"] == "assistant" and pending_user is not None:
+                parts.append(self.render(pending_user, system=system) + " " + m["content"])
+                pending_user = None
+        parts.append(self.render(message, system=system))
+        return "\n".join(parts)
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """Replace `{name}` placeholders in one pass: placeholder-like text inside values stays as is."""
+    if not values:
+        return text
+    pattern = "|".join(re.escape("{" + key + "}") for key in values)
+    return re.sub(pattern, lambda m: values[m.group(0)[1:-1]], text)
+
+
+def render_chat(messages: list[dict[str, str]], system: str, tokenizer: Any) -> str:
+    """Apply the tokenizer's chat template; plain "User:/Assistant:" text when it has none."""
+    if system:
+        messages = [{"role": "system", "content": system}] + list(messages)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+TAIWAN_LLAMA_SYSTEM = (
+    "你是人工智慧助理，以下是用戶和人工智慧助理之間的對話。你要對用戶的問題提供有用、安全、詳細和禮貌的回答。"
+)
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    t.name: t
+    for t in [
+        PromptTemplate("chat", None, notes="The model's own chat template (from its tokenizer)."),
+        PromptTemplate(
+            "taiwan-llama",
+            "{system}USER: {instruction}{input} ASSISTANT:",
+            system=TAIWAN_LLAMA_SYSTEM,
+            notes="NTU ADL homework template for Taiwan-LLaMa v2.0.",
+        ),
+        PromptTemplate(
+            "alpaca",
+            "{system}### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Output:\n",
+            notes="Instruction/Input/Output, for base models such as StableLM-3B-4e1t.",
+        ),
+        PromptTemplate("plain", "{instruction}{input}", notes="The text as is, no wrapping."),
+    ]
+}
+
+
+def get_template(name_or_text: str | None, system: str | None = None) -> PromptTemplate:
+    """A named template, or a raw template string typed by the user."""
+    if not name_or_text or name_or_text == "chat":
+        base = TEMPLATES["chat"]
+    elif name_or_text in TEMPLATES:
+        base = TEMPLATES[name_or_text]
+    else:
+        base = PromptTemplate("custom", name_or_text)
+    if system is not None:
+        return PromptTemplate(base.name, base.text, system, base.notes)
+    return base

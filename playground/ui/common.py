@@ -1,0 +1,74 @@
+"""What every tab shares: turning service errors into messages, and small helpers."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+
+log = logging.getLogger("playground.ui")
+
+
+def _as_gr_error(exc: BaseException) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, PlaygroundError):
+        return gr.Error(str(exc), print_exception=False)
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            from playground.generation.stream import oom_message
+
+            return gr.Error(oom_message("this request"), print_exception=False)
+    except ImportError:
+        pass
+    log.exception("Unexpected error", exc_info=exc)
+    return gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The details are in the server log.")
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show PlaygroundError messages in the UI as they are, and never a traceback."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                raise _as_gr_error(exc) from exc
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _as_gr_error(exc) from exc
+
+    return wrapper
+
+
+def message_text(content: Any) -> str:
+    """Chatbot message content as plain text (gradio may give a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(message_text(c) for c in content)
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    return "" if content is None else str(content)
+
+
+def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
+    def report(fraction: float, desc: str) -> None:
+        progress(fraction, desc=desc)
+
+    return report

@@ -1,0 +1,51 @@
+"""The model picker at the top of the page: one resident model shared by every tab."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground.context import AppContext
+from playground.models import EMBEDDED_KEY, PRESETS, LoadOptions
+from playground.models.loader import PRECISIONS
+from playground.ui.common import progress_callback, user_errors
+
+
+def model_status(ctx: AppContext) -> str:
+    cur = ctx.models.current
+    if cur is None:
+        return "**No model loaded.** Pick one and press Load."
+    lines = [f"**Loaded:** {cur.describe()}"]
+    lines += [f"- {note}" for note in cur.notes]
+    if cur.device == "cuda":
+        import torch
+
+        used = torch.cuda.memory_allocated() / 2**30
+        total = torch.cuda.get_device_properties(0).total_memory / 2**30
+        lines.append(f"- GPU memory: {used:.1f} / {total:.0f} GiB")
+    return "\n".join(lines)
+
+
+def build_model_bar(ctx: AppContext) -> gr.Markdown:
+    choices = [(f"{p.key} ({p.size}, {p.hf_id})", p.key) for p in PRESETS.values()]
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(
+            choices,
+            value=ctx.models.current.name if ctx.models.current else EMBEDDED_KEY,
+            allow_custom_value=True,
+            label="Model (preset, Hugging Face id, or local folder)",
+            scale=4,
+            elem_id="model-name",
+        )
+        precision = gr.Radio(list(PRECISIONS), value="auto", label="Precision", scale=3)
+        trust = gr.Checkbox(False, label="Trust remote code", scale=1)
+        load = gr.Button("Load", variant="primary", scale=1, elem_id="model-load")
+    status = gr.Markdown(model_status(ctx), elem_id="model-status")
+
+    @user_errors
+    def on_load(name: str, precision: str, trust: bool, progress: gr.Progress = gr.Progress()) -> str:
+        options = LoadOptions(precision=precision, trust_remote_code=trust)
+        ctx.models.load(name, options, progress_callback(progress))
+        return model_status(ctx)
+
+    load.click(on_load, [model, precision, trust], status, concurrency_id="model", concurrency_limit=1)
+    return status
