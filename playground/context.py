@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
 
+from playground.leaderboard import Leaderboard
 from playground.models import ModelManager
 
 
-@dataclass
 class AppContext:
-    models: ModelManager = field(default_factory=ModelManager)
+    """Created once per app; services that touch disk are opened on first use."""
+
+    def __init__(self, models: ModelManager | None = None, leaderboard: Leaderboard | None = None) -> None:
+        self.models = models or ModelManager()
+        if leaderboard is not None:
+            self.__dict__["leaderboard"] = leaderboard
+
+    @functools.cached_property
+    def leaderboard(self) -> Leaderboard:
+        board = Leaderboard()
+        # Runs still marked "running" belong to a process that is gone (the app restarted).
+        board.mark_interrupted()
+        return board

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from playground.context import AppContext
 from playground.ui.chat import build_chat_tab
+from playground.ui.compare import build_compare_tab
+from playground.ui.leaderboard import build_leaderboard_tab
 from playground.ui.model_bar import build_model_bar, model_status
 
 TITLE = "LLM playground"
@@ -13,6 +17,13 @@ CSS = """
 .masked-token { color: #9ca3af; }
 footer { display: none !important; }
 """
+
+# (tab label, tab id, builder). Each builder lays out one tab inside an open gr.Tab.
+TABS: list[tuple[str, str, Callable[[AppContext], None]]] = [
+    ("Chat", "chat", build_chat_tab),
+    ("Side by side", "compare", build_compare_tab),
+    ("Leaderboard", "leaderboard", build_leaderboard_tab),
+]
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
@@ -22,8 +33,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         )
         status = build_model_bar(ctx)
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                build_chat_tab(ctx)
+            for label, tab_id, build in TABS:
+                with gr.Tab(label, id=tab_id):
+                    build(ctx)
         demo.load(lambda: model_status(ctx), None, status, queue=False)
     return demo
 

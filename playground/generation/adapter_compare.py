@@ -1,0 +1,166 @@
+"""Base model vs adapters: the same prompts, decoding and seed, one column per adapter.
+
+All adapters sit on one copy of the base weights (peft adapters by name, `set_adapter` to switch,
+`disable_adapter()` for the base). `restoring_adapters` puts the model back as it was, so the
+comparison never leaves an adapter switched on for the other tabs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from playground.atomic import atomic_write_bytes, atomic_write_json
+from playground.errors import Cancelled, PlaygroundError
+from playground.generation.compare import RowRequest, generate_rows
+from playground.generation.settings import DecodingSettings
+from playground.models.adapters import attach_adapter, detach_adapters, using_adapter
+from playground.models.loader import LoadedModel
+from playground.paths import data_dir
+
+BASE_LABEL = "base model"  # has a space, so no adapter (names are [A-Za-z0-9_-]) can take it
+EXPORT_FORMATS = ("csv", "json")
+
+
+@dataclass
+class TableRow:
+    prompt: str  # as shown to the user, usually the instruction
+    reference: str | None
+    outputs: list[str]  # one per table column
+
+
+@dataclass
+class ComparisonTable:
+    columns: list[str]  # BASE_LABEL for the base model, else the adapter's name
+    rows: list[TableRow]
+    settings: DecodingSettings  # with the seed that was used
+    seconds: list[float] = field(default_factory=list)  # generation time per column
+
+    @property
+    def has_references(self) -> bool:
+        return any(r.reference is not None for r in self.rows)
+
+    def header(self) -> list[str]:
+        return ["#", "prompt"] + (["reference"] if self.has_references else []) + self.columns
+
+    def records(self) -> list[list[str]]:
+        """One list per prompt, in `header()` order."""
+        refs = self.has_references
+        return [
+            [str(i), r.prompt] + ([r.reference or ""] if refs else []) + list(r.outputs)
+            for i, r in enumerate(self.rows, start=1)
+        ]
+
+
+def column_label(name: str | None) -> str:
+    return BASE_LABEL if name is None else name
+
+
+def attach_adapters(loaded: LoadedModel, folders: Sequence[str | Path]) -> list[str]:
+    """Load adapter folders onto the resident model; their names, in order."""
+    return [attach_adapter(loaded, folder) for folder in folders]
+
+
+@contextmanager
+def restoring_adapters(loaded: LoadedModel) -> Iterator[None]:
+    """Whatever adapters are attached or switched inside, the model ends as it started."""
+    from peft import PeftModel
+
+    was_peft = isinstance(loaded.model, PeftModel)
+    active = loaded.model.active_adapter if was_peft else None
+    try:
+        yield
+    finally:
+        if not was_peft:
+            detach_adapters(loaded)
+        elif isinstance(active, str) and active in loaded.model.peft_config:
+            loaded.model.set_adapter(active)
+
+
+def compare_adapters(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    adapter_names: Sequence[str | None],
+    settings: DecodingSettings,
+    references: Sequence[str | None] | None = None,
+    labels: Sequence[str] | None = None,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> ComparisonTable:
+    """A table with one row per prompt and one column per adapter (None = the base model).
+
+    `prompts` are sent as they are (already templated); `labels` are what the table shows.
+    """
+    if not prompts:
+        raise PlaygroundError("There are no prompts to compare: paste some or pick rows of a data set.")
+    if not adapter_names:
+        raise PlaygroundError("Pick at least one adapter, or the base model, to compare.")
+    columns = [column_label(n) for n in adapter_names]
+    if len(set(columns)) != len(columns):
+        raise PlaygroundError("Each adapter can appear only once in the comparison.")
+    for what, items in (("references", references), ("labels", labels)):
+        if items is not None and len(items) != len(prompts):
+            raise PlaygroundError(f"There are {len(prompts)} prompts but {len(items)} {what}.")
+    if batch_size < 1:
+        raise PlaygroundError(f"Batch size must be at least 1 (got {batch_size}).")
+    # One seed for every column, chosen once when the user asked for a random one.
+    seed = random.randrange(2**31) if settings.seed is None else int(settings.seed)
+    settings = settings.with_(seed=seed).validate()
+    batches = [list(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    outputs: list[list[str]] = []
+    seconds: list[float] = []
+    done, total = 0, len(batches) * len(adapter_names)
+    for name in adapter_names:
+        texts: list[str] = []
+        spent = 0.0
+        with using_adapter(loaded, name):
+            for batch in batches:
+                if stop is not None and stop.is_set():
+                    raise Cancelled("Stopped.")
+                rows = generate_rows(loaded, [RowRequest(p, settings, seed) for p in batch], stop)
+                texts += [r.text for r in rows]
+                spent += rows[0].seconds
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        outputs.append(texts)
+        seconds.append(spent)
+    shown = list(labels) if labels is not None else list(prompts)
+    refs = list(references) if references is not None else [None] * len(prompts)
+    rows = [TableRow(shown[i], refs[i], [column[i] for column in outputs]) for i in range(len(prompts))]
+    return ComparisonTable(columns, rows, settings, seconds)
+
+
+def export_table(table: ComparisonTable, fmt: str = "csv", folder: str | Path | None = None) -> Path:
+    """Write the table to data_dir()/exports (CSV with a BOM so spreadsheets read Chinese; or JSON)."""
+    if fmt not in EXPORT_FORMATS:
+        raise PlaygroundError(f"Export as {' or '.join(EXPORT_FORMATS)}, not {fmt!r}.")
+    folder = Path(folder) if folder is not None else data_dir() / "exports"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"adapter-compare-{stamp}-{uuid.uuid4().hex[:6]}.{fmt}"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(table.header())
+        writer.writerows(table.records())
+        atomic_write_bytes(path, buffer.getvalue().encode("utf-8-sig"))
+    else:
+        header = table.header()
+        atomic_write_json(
+            path,
+            {
+                "columns": table.columns,
+                "settings": table.settings.to_dict(),
+                "rows": [dict(zip(header, record, strict=True)) for record in table.records()],
+            },
+        )
+    return path

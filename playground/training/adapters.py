@@ -1,0 +1,118 @@
+"""Trained adapters on disk: standard PEFT folders plus playground.json, listed for the UI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from playground.atomic import TEMP_PREFIX, atomic_directory
+from playground.errors import PlaygroundError
+from playground.paths import adapters_dir
+
+METADATA_FILE = "playground.json"
+
+
+@dataclass
+class AdapterInfo:
+    name: str
+    path: Path
+    base_model: str
+    created: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    loss_history: list[list[float]] = field(default_factory=list)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def free_name(final: Path) -> Path:
+    """`final`, or final-2, final-3... when a folder of that name already exists."""
+    candidate, n = final, 2
+    while candidate.exists():
+        candidate = final.with_name(f"{final.name}-{n}")
+        n += 1
+    return candidate
+
+
+def save_adapter(model: Any, final: Path, metadata: dict[str, Any]) -> Path:
+    """Write the PEFT adapter and its metadata in one rename; never replaces another adapter."""
+    final = free_name(Path(final))
+    metadata = {**metadata, "name": final.name, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    with atomic_directory(final, overwrite=False) as tmp:
+        model.save_pretrained(tmp, save_embedding_layers=False)
+        (tmp / METADATA_FILE).write_text(
+            json.dumps(metadata, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
+        )
+    return final
+
+
+def read_adapter(path: Path) -> AdapterInfo | None:
+    """An AdapterInfo for a PEFT folder (playground.json is optional), None if it is not one."""
+    path = Path(path)
+    config_file = path / "adapter_config.json"
+    if path.name.startswith(TEMP_PREFIX) or not config_file.is_file():
+        return None
+    try:
+        peft_config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    meta: dict[str, Any] = {}
+    meta_file = path / METADATA_FILE
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+    created = meta.get("created") or datetime.fromtimestamp(config_file.stat().st_mtime, UTC).isoformat(
+        timespec="seconds"
+    )
+    return AdapterInfo(
+        name=path.name,
+        path=path,
+        base_model=meta.get("base_model") or peft_config.get("base_model_name_or_path") or "",
+        created=created,
+        metrics=meta.get("metrics", {}),
+        loss_history=meta.get("loss_history", []),
+        dataset=meta.get("dataset", {}),
+        settings=meta.get("settings", {}),
+    )
+
+
+def list_adapters(folder: Path | None = None) -> list[AdapterInfo]:
+    """Adapters in adapters_dir(), newest first; half-written (.tmp-) folders are skipped."""
+    folder = Path(folder) if folder is not None else adapters_dir()
+    if not folder.is_dir():
+        return []
+    found = [info for path in folder.iterdir() if path.is_dir() and (info := read_adapter(path))]
+    return sorted(found, key=lambda a: (a.created, a.name), reverse=True)
+
+
+def resolve_adapter(name_or_path: str) -> Path:
+    """An adapter folder from a path, `adapters/NAME` or a bare name in adapters_dir()."""
+    path = Path(name_or_path).expanduser()
+    candidates = [path, adapters_dir() / path.name]
+    for candidate in candidates:
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise PlaygroundError(f"No adapter {name_or_path}: expected a folder with adapter_config.json.")
+
+
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """Fold the adapter into an fp32 copy of its base and save a plain model folder."""
+    from peft import PeftModel
+
+    from playground.models import LoadOptions, load_model
+
+    adapter = resolve_adapter(str(adapter_dir))
+    info = read_adapter(adapter)
+    if info is None or not info.base_model:
+        raise PlaygroundError(f"{adapter} does not say which base model it belongs to.")
+    loaded = load_model(info.base_model, LoadOptions(precision="fp32", device="cpu"))
+    merged = PeftModel.from_pretrained(loaded.model, str(adapter)).merge_and_unload()
+    out = Path(out_dir)
+    with atomic_directory(out, overwrite=False) as tmp:
+        merged.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+    return out

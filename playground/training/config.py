@@ -1,0 +1,233 @@
+"""Training settings: one dataclass, read from YAML, a dict or CLI flags, checked before a job starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+
+LOSS_MODES = ("masked_prompt", "full_text", "no_template")
+METHODS = ("auto", "lora", "qlora")
+SCHEDULERS = ("linear", "cosine", "constant")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _f(default: Any, help: str, **kwargs: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class TrainingConfig:
+    """Everything that decides a training run; `to_dict()` is stored with the job and the adapter."""
+
+    model: str = _f("smollm2-135m-instruct", "base model: a preset, a HF id or a local folder")
+    data: str = _f("", "training data file (JSON/JSONL rows with instruction, input, output)")
+    eval_data: str = _f("", "separate held-out file; otherwise eval_size/eval_fraction split the data")
+    first_n: int = _f(0, "use only the first N examples of the data file (0 = all)")
+    eval_size: int = _f(0, "hold out this many examples for evaluation")
+    eval_fraction: float = _f(0.0, "or hold out this fraction of the examples")
+    template: str = _f("", "prompt template name or raw text ('' = the model's default)")
+    system: str | None = _f(None, "system text for the template (None = the template's own)")
+    loss_mode: str = _f("masked_prompt", "masked_prompt | full_text | no_template")
+    method: str = _f("auto", "auto (QLoRA on CUDA, LoRA on CPU) | lora | qlora")
+    r: int = _f(8, "LoRA rank")
+    alpha: float = _f(16.0, "LoRA alpha (scale = alpha / r)")
+    dropout: float = _f(0.05, "LoRA dropout")
+    target_modules: str | list[str] = _f("q,v", "q,v | attention | all-linear | comma list of module names")
+    lr: float = _f(2e-4, "peak learning rate")
+    scheduler: str = _f("linear", "linear | cosine | constant (after warm-up)")
+    warmup_steps: int = _f(0, "warm-up optimizer steps")
+    warmup_ratio: float = _f(0.0, "or warm-up as a fraction of all steps")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    epochs: float = _f(1.0, "passes over the training examples (ignored when max_steps > 0)")
+    max_steps: int = _f(0, "optimizer steps to run (0 = from epochs)")
+    micro_batch: int = _f(4, "examples per forward pass")
+    grad_accum: int = _f(4, "micro-batches per optimizer step")
+    max_length: int = _f(512, "tokens per example (prompt + output), longer ones are cut")
+    seed: int = _f(42, "seed for the data split, the data order and the LoRA init")
+    eval_every: int = _f(0, "evaluate every N steps (0 = only at the end)")
+    save_every: int = _f(50, "checkpoint every N steps (0 = only when stopped)")
+    output: str = _f("", "adapters/NAME to write ('' = a name from the model, data and time)")
+    resume_from: str = _f("", "an adapter to continue from, or a job/checkpoint to resume exactly")
+    gradient_checkpointing: bool | None = _f(None, "trade compute for memory (None = on for QLoRA)")
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise PlaygroundError(
+                f"Unknown training setting(s): {', '.join(unknown)}. Known: {', '.join(known)}."
+            )
+        kwargs = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainingConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise PlaygroundError(f"No config file {path}.")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise PlaygroundError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(values, dict):
+            raise PlaygroundError(f"{path} must hold a mapping of setting: value.")
+        config = cls.from_dict(values)
+        # Data paths are relative to the working folder; fall back to the YAML's own folder.
+        for name in ("data", "eval_data"):
+            value = getattr(config, name)
+            if value and not Path(value).expanduser().exists() and (path.parent / value).exists():
+                setattr(config, name, str((path.parent / value).resolve()))
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        return TrainingConfig.from_dict({**self.to_dict(), **changes})
+
+    def resolved(self) -> TrainingConfig:
+        """A copy fit to hand to another process: absolute file paths and an output name."""
+        changes: dict[str, Any] = {}
+        for name in ("data", "eval_data", "model", "resume_from"):
+            value = getattr(self, name)
+            if value and Path(value).expanduser().exists():
+                changes[name] = str(Path(value).expanduser().resolve())
+        if not self.output:
+            from datetime import datetime
+
+            model = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(self.model.rstrip("/")).name) or "model"
+            data = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(self.data).stem) or "data"
+            changes["output"] = f"{model}-{data}-{datetime.now():%Y%m%d-%H%M%S}"[:100]
+        return self.replace(**changes) if changes else self
+
+    # -- derived values -----------------------------------------------------------------------
+
+    @property
+    def output_name(self) -> str:
+        return Path(self.output).name if self.output else ""
+
+    def output_dir(self) -> Path:
+        """Where the adapter goes: `adapters/NAME` and bare names live in adapters_dir()."""
+        from playground.paths import adapters_dir
+
+        out = Path(self.output).expanduser()
+        if out.is_absolute():
+            return out
+        parts = out.parts
+        if len(parts) == 1 or (len(parts) == 2 and parts[0] == "adapters"):
+            return adapters_dir() / parts[-1]
+        return out.resolve()
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Every problem with the numbers and choices (no file access)."""
+        out: list[str] = []
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                out.append(message)
+
+        need(bool(self.model.strip()), "model is empty: name a preset, a HF id or a local folder")
+        need(bool(self.data.strip()), "data is empty: give a training data file")
+        need(self.first_n >= 0, f"first_n must be 0 (all) or more (got {self.first_n})")
+        need(self.eval_size >= 0, f"eval_size must be 0 or more (got {self.eval_size})")
+        need(0 <= self.eval_fraction < 1, f"eval_fraction must be in [0, 1) (got {self.eval_fraction})")
+        need(
+            not (self.eval_size and self.eval_fraction),
+            "give eval_size or eval_fraction, not both",
+        )
+        need(
+            not (self.eval_data and (self.eval_size or self.eval_fraction)),
+            "give eval_data or a held-out split (eval_size/eval_fraction), not both",
+        )
+        need(self.loss_mode in LOSS_MODES, f"loss_mode must be one of {', '.join(LOSS_MODES)}")
+        need(self.method in METHODS, f"method must be one of {', '.join(METHODS)}")
+        need(self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}")
+        need(self.r >= 1, f"r (LoRA rank) must be at least 1 (got {self.r})")
+        need(self.alpha > 0, f"alpha must be positive (got {self.alpha})")
+        need(0 <= self.dropout < 1, f"dropout must be in [0, 1) (got {self.dropout})")
+        need(0 < self.lr < 1, f"lr must be between 0 and 1 (got {self.lr})")
+        need(self.warmup_steps >= 0, f"warmup_steps must be 0 or more (got {self.warmup_steps})")
+        need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        need(
+            not (self.warmup_steps and self.warmup_ratio), "give warmup_steps or warmup_ratio, not both"
+        )
+        need(self.weight_decay >= 0, f"weight_decay must be 0 or more (got {self.weight_decay})")
+        need(self.max_steps >= 0, f"max_steps must be 0 (use epochs) or more (got {self.max_steps})")
+        need(
+            self.max_steps > 0 or (math.isfinite(self.epochs) and self.epochs > 0),
+            f"epochs must be positive when max_steps is 0 (got {self.epochs})",
+        )
+        need(self.micro_batch >= 1, f"micro_batch must be at least 1 (got {self.micro_batch})")
+        need(self.grad_accum >= 1, f"grad_accum must be at least 1 (got {self.grad_accum})")
+        need(self.max_length >= 8, f"max_length must be at least 8 tokens (got {self.max_length})")
+        need(self.eval_every >= 0, f"eval_every must be 0 or more (got {self.eval_every})")
+        need(self.save_every >= 0, f"save_every must be 0 or more (got {self.save_every})")
+        if self.output:
+            need(
+                bool(_NAME_RE.match(self.output_name)),
+                f"output name {self.output_name!r} may only use letters, digits, '.', '_' and '-'",
+            )
+        try:
+            from playground.training.modeling import resolve_target_modules
+
+            resolve_target_modules(self.target_modules)
+        except PlaygroundError as exc:
+            out.append(str(exc))
+        return out
+
+    def validate(self) -> None:
+        """Raise one PlaygroundError listing every problem with the settings."""
+        problems = self.problems()
+        if problems:
+            raise PlaygroundError("Training settings: " + "; ".join(problems) + ".")
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    """YAML and forms give strings for numbers ("2e-4" is a string in YAML 1.1)."""
+    kind = str(annotation)
+    if value is None:
+        if "None" in kind:
+            return None
+        raise PlaygroundError(f"Training setting {name} cannot be empty.")
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "bool | None":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("auto", "none", ""):
+                    return None
+                if lowered in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+                    return lowered in ("true", "yes", "1", "on")
+                raise ValueError
+            return bool(value)
+        if kind == "str | list[str]":
+            if isinstance(value, (list, tuple)):
+                return [str(v) for v in value]
+            return str(value)
+        if kind == "str | None" or kind == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        raise PlaygroundError(f"Training setting {name}: {value!r} is not a valid {kind}.") from None
+    return value

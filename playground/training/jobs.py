@@ -1,0 +1,289 @@
+"""Training jobs for the app: each runs in its own subprocess, one at a time, the rest wait (FIFO).
+
+The manager only starts processes and reads job folders; everything a job says goes through
+its files (see job_files.py), so the app can poll, restart, and find interrupted jobs again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import playground
+from playground.errors import PlaygroundError
+from playground.training.checkpoints import find_checkpoint
+from playground.training.config import TrainingConfig
+from playground.training.job_files import (
+    ACTIVE,
+    RESUMABLE,
+    TrainingJob,
+    jobs_root,
+    list_jobs,
+    now,
+    pid_alive,
+)
+from playground.training.preflight import preflight
+
+__all__ = ["JobInfo", "JobManager", "TrainingJob"]
+
+
+@dataclass
+class JobInfo:
+    id: str
+    status: str
+    message: str
+    created: str
+    model: str
+    data: str
+    output: str
+    adapter: str | None
+    pid: int | None
+    checkpoint_step: int | None
+    total_steps: int | None
+    path: Path
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in RESUMABLE
+
+
+def _info(job: TrainingJob) -> JobInfo:
+    status = job.status()
+    try:
+        config = job.config
+        model, data, output = config.model, config.data, config.output
+    except PlaygroundError:
+        model = data = output = "?"
+    return JobInfo(
+        id=job.id,
+        status=status.get("status", "failed"),
+        message=status.get("message", ""),
+        created=status.get("created", ""),
+        model=model,
+        data=data,
+        output=output,
+        adapter=status.get("adapter"),
+        pid=status.get("pid"),
+        checkpoint_step=status.get("checkpoint_step"),
+        total_steps=status.get("total_steps"),
+        path=job.dir,
+    )
+
+
+class JobManager:
+    """Queue and run training jobs in subprocesses (`python -m playground.training.worker`)."""
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        python: str | None = None,
+        poll_s: float = 0.5,
+        worker_module: str = "playground.training.worker",
+    ):
+        self.root = Path(root) if root is not None else jobs_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.python = python or sys.executable
+        self.worker_module = worker_module
+        self.poll_s = poll_s
+        self._cond = threading.Condition()
+        self._queue: deque[str] = deque()
+        self._current: str | None = None
+        self._process: subprocess.Popen | None = None
+        self._foreign: str | None = None  # a job still running from an earlier app process
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._recover()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def submit(self, config: TrainingConfig) -> str:
+        """Check the config and its data, then queue it; raises PlaygroundError before any job exists."""
+        config = config.resolved()
+        preflight(config)
+        clash = [
+            info.id
+            for info in self.jobs()
+            if info.status in ACTIVE and info.output and Path(info.output).name == config.output_name
+        ]
+        if clash:
+            raise PlaygroundError(f"Job {clash[0]} is already writing an adapter named {config.output_name}.")
+        job = TrainingJob.create(config, self.root)
+        self._enqueue(job.id)
+        return job.id
+
+    def stop(self, job_id: str) -> None:
+        """Cancel a queued job, or ask a running one to checkpoint and stop."""
+        job = self.job(job_id)
+        with self._cond:
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+                job.update_status(status="stopped", message="cancelled before it started", ended=now())
+                return
+        status = job.status().get("status")
+        if status != "running":
+            raise PlaygroundError(f"Job {job_id} is {status}; only queued or running jobs can be stopped.")
+        job.stop_file.touch()
+
+    def resume(self, job_id: str) -> None:
+        """Queue a stopped, failed or interrupted job again; it continues from its last checkpoint."""
+        job = self.job(job_id)
+        status = job.status().get("status")
+        if status not in RESUMABLE:
+            raise PlaygroundError(f"Job {job_id} is {status}; only {', '.join(RESUMABLE)} jobs can be resumed.")
+        preflight_config = job.config
+        preflight_config.validate()
+        checkpoint = find_checkpoint(job.dir)
+        where = f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint yet: starting over"
+        job.stop_file.unlink(missing_ok=True)
+        job.update_status(status="queued", pid=None, message=where)
+        self._enqueue(job_id)
+
+    def job(self, job_id: str) -> TrainingJob:
+        path = self.root / job_id
+        if "/" in job_id or job_id.startswith(".") or not (path / "config.json").is_file():
+            raise PlaygroundError(f"No training job {job_id}.")
+        return TrainingJob(path)
+
+    def jobs(self) -> list[JobInfo]:
+        """All jobs, newest first."""
+        return [_info(job) for job in reversed(list_jobs(self.root))]
+
+    def events(self, job_id: str, since: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Events after byte offset `since`, and the next offset (poll with it)."""
+        return self.job(job_id).events(since)
+
+    def queued(self) -> list[str]:
+        with self._cond:
+            return list(self._queue)
+
+    def running(self) -> str | None:
+        with self._cond:
+            return self._current or self._foreign
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the job is no longer queued or running; returns its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.job(job_id)
+        while True:
+            with self._cond:
+                busy = job_id in self._queue or job_id == self._current
+                if not busy and job.status().get("status") not in ACTIVE:
+                    return job.status()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"job {job_id} still {job.status().get('status')}")
+                self._cond.wait(min(self.poll_s, left) if left is not None else self.poll_s)
+
+    def close(self) -> None:
+        """Stop starting new jobs (a running one continues)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """After a restart: dead 'running' jobs become interrupted, queued ones queue again."""
+        for job in list_jobs(self.root):
+            status = job.status()
+            state = status.get("status")
+            if state == "running":
+                if pid_alive(status.get("pid")):
+                    self._foreign = job.id
+                else:
+                    job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
+            elif state == "queued":
+                self._queue.append(job.id)
+        if self._queue:
+            self._start_thread()
+
+    def _enqueue(self, job_id: str) -> None:
+        with self._cond:
+            self._queue.append(job_id)
+            self._cond.notify_all()
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="training-jobs", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        self._wait_for_foreign()
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job_id = self._queue.popleft()
+                self._current = job_id
+            try:
+                self._run(TrainingJob(self.root / job_id))
+            except Exception as exc:  # noqa: BLE001 - the queue must keep going whatever one job does
+                TrainingJob(self.root / job_id).update_status(
+                    status="failed", message=f"Could not start the training process: {exc}", ended=now()
+                )
+            finally:
+                with self._cond:
+                    self._current = None
+                    self._process = None
+                    self._cond.notify_all()
+
+    def _wait_for_foreign(self) -> None:
+        if self._foreign is None:
+            return
+        job = TrainingJob(self.root / self._foreign)
+        while pid_alive(job.status().get("pid")) and not self._closed:
+            time.sleep(self.poll_s)
+        if job.status().get("status") == "running":
+            job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
+        with self._cond:
+            self._foreign = None
+
+    def _run(self, job: TrainingJob) -> None:
+        if job.status().get("status") != "queued":
+            return
+        env = dict(os.environ)
+        repo = str(Path(playground.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(job.log_file, "ab") as log:
+            log.write(f"--- {now()} starting worker ---\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                [self.python, "-m", self.worker_module, str(job.dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=os.getcwd(),
+            )
+        with self._cond:
+            self._process = process
+        if job.status().get("status") == "queued":
+            job.update_status(status="running", pid=process.pid, message="starting", started=now())
+        code = process.wait()
+        if job.status().get("status") in ACTIVE:
+            if code < 0:
+                job.update_status(status="interrupted", message=_interrupted_message(job, -code), ended=now())
+            else:
+                tail = job.log_tail(3).replace("\n", " | ")
+                job.update_status(
+                    status="failed", message=f"The training process exited with code {code}: {tail}", ended=now()
+                )
+
+
+def _interrupted_message(job: TrainingJob, signal_number: int | None = None) -> str:
+    how = f"killed by signal {signal_number}" if signal_number else "its process is gone (app restart or crash)"
+    checkpoint = find_checkpoint(job.dir)
+    where = f"resume continues from {checkpoint.name}" if checkpoint else "no checkpoint yet: resume starts over"
+    return f"Interrupted: {how}; {where}."

@@ -1,0 +1,171 @@
+"""The base model and its LoRA wrapper: fp32 LoRA on CPU, QLoRA (4-bit NF4 base) on CUDA."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+from playground.prompts.templates import PromptTemplate
+from playground.training.config import TrainingConfig
+
+ALIASES = {
+    "q": "q_proj",
+    "k": "k_proj",
+    "v": "v_proj",
+    "o": "o_proj",
+    "gate": "gate_proj",
+    "up": "up_proj",
+    "down": "down_proj",
+}
+GROUPS = {"attention": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def resolve_target_modules(spec: str | list[str]) -> list[str] | str:
+    """"q,v" | "attention" | "all-linear" | explicit names -> what peft's LoraConfig takes."""
+    items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", spec or "") if s]
+    if not items:
+        raise PlaygroundError("target_modules is empty: use q,v, attention, all-linear or module names")
+    if items == ["all-linear"]:
+        return "all-linear"
+    out: list[str] = []
+    for item in items:
+        if item in ALIASES:
+            out.append(ALIASES[item])
+        elif item in GROUPS:
+            out.extend(GROUPS[item])
+        elif item == "all-linear":
+            raise PlaygroundError("target_modules: all-linear cannot be combined with other modules")
+        elif len(item) <= 2 or not _MODULE_RE.match(item):
+            raise PlaygroundError(
+                f"unknown target module {item!r}: use q, k, v, o, gate, up, down, attention, mlp, "
+                "all-linear or full module names such as q_proj"
+            )
+        else:
+            out.append(item)
+    return list(dict.fromkeys(out))
+
+
+def linear_module_names(model: Any) -> set[str]:
+    """Short names (last part) of the Linear layers that LoRA can wrap."""
+    import torch
+
+    return {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
+    }
+
+
+def check_target_modules(targets: list[str] | str, available: set[str], model_name: str) -> None:
+    if targets == "all-linear":
+        return
+    missing = [t for t in targets if t.rsplit(".", 1)[-1] not in available]
+    if missing:
+        raise PlaygroundError(
+            f"unknown target module(s) {', '.join(missing)} for {model_name}; its linear layers are "
+            f"{', '.join(sorted(available))}"
+        )
+
+
+def check_targets_offline(config: TrainingConfig) -> None:
+    """Check target modules against a local model folder without loading its weights."""
+    folder = Path(config.model).expanduser()
+    if not (folder / "config.json").is_file():
+        return
+    try:
+        from accelerate import init_empty_weights
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with init_empty_weights():
+            skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    except Exception:  # noqa: BLE001 - the job itself reports load errors with full context
+        return
+    check_target_modules(resolve_target_modules(config.target_modules), linear_module_names(skeleton), folder.name)
+
+
+@dataclass
+class Base:
+    model: Any
+    tokenizer: Any
+    device: str
+    method: str  # "lora" or "qlora"
+    template: PromptTemplate
+    name: str
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_method(config: TrainingConfig) -> str:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if config.method == "qlora" and not cuda:
+        raise PlaygroundError("QLoRA needs a CUDA GPU (4-bit bitsandbytes); on CPU choose method lora or auto.")
+    if config.method == "auto":
+        return "qlora" if cuda else "lora"
+    return config.method
+
+
+def load_base(config: TrainingConfig) -> Base:
+    """The base model for this config: fp32 on CPU; 4-bit NF4 (double quant, bf16 compute) for QLoRA."""
+    from playground.models import LoadOptions, load_model
+
+    method = choose_method(config)
+    if method == "qlora":
+        options = LoadOptions(precision="4bit", device="cuda")
+    else:
+        import torch
+
+        options = LoadOptions(precision="bf16" if torch.cuda.is_available() else "fp32")
+    loaded = load_model(config.model, options)
+    notes = list(loaded.notes)
+    if method == "qlora" and not loaded.quantization:
+        if config.method == "qlora":
+            raise PlaygroundError("QLoRA needs bitsandbytes, which is not installed: pip install bitsandbytes.")
+        method = "lora"
+        notes.append("bitsandbytes missing: trained LoRA on a bf16 base instead of QLoRA.")
+    return Base(
+        loaded.model, loaded.tokenizer, loaded.device, method, loaded.default_template, loaded.name,
+        loaded.source, notes,
+    )  # fmt: skip
+
+
+def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = None) -> Any:
+    """A PeftModel with fresh LoRA weights, or the weights of `init_adapter` to continue from."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    model = base.model
+    targets = resolve_target_modules(config.target_modules)
+    check_target_modules(targets, linear_module_names(model), base.name)
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = base.method == "qlora"
+    if base.method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.r,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=targets,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    # Adapters train in fp32 whatever the base dtype, so small updates are not rounded away.
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    model.peft_config["default"].base_model_name_or_path = config.model
+    model.train()
+    return model

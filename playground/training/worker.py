@@ -1,0 +1,87 @@
+"""The training subprocess: `python -m playground.training.worker JOB_DIR`.
+
+Runs the job's config, appends events, and leaves a final status (finished, stopped, failed).
+SIGTERM, Ctrl-C or a STOP file in the job folder ends it at the next step with a checkpoint;
+a second signal ends it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+from playground.training.job_files import TrainingJob, now
+
+
+def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train the job in this process; returns its final status."""
+    from playground.training.trainer import Trainer
+
+    job = TrainingJob(job_dir)
+    job.stop_file.unlink(missing_ok=True)
+    job.update_status(status="running", pid=os.getpid(), message="starting", started=now())
+    terminated = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal terminated
+        if terminated:  # asked twice: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        terminated = True
+
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:
+            pass  # not the main thread: only the STOP file works
+
+    def emit(event: dict[str, Any]) -> None:
+        job.append_event(event)
+        if event["type"] == "checkpoint":
+            job.update_status(checkpoint=event["path"], checkpoint_step=event["step"])
+        elif event["type"] == "start":
+            job.update_status(message="training", total_steps=event["total_steps"])
+        if listener is not None:
+            listener(event)
+
+    try:
+        result = Trainer(job.config, job.dir, emit, lambda: terminated or job.stop_file.exists()).run()
+    except PlaygroundError as exc:
+        job.append_event({"type": "error", "message": str(exc)})
+        return job.update_status(status="failed", message=str(exc), ended=now())
+    except Exception as exc:  # noqa: BLE001 - a bug must still end as a readable status, not a hung job
+        traceback.print_exc()
+        message = f"Internal error: {type(exc).__name__}: {exc} (details in {job.log_file.name})"
+        job.append_event({"type": "error", "message": message})
+        return job.update_status(status="failed", message=message, ended=now())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if result.status == "stopped":
+        message = f"stopped at step {result.step} of {result.total_steps}; resume continues from there"
+        return job.update_status(status="stopped", message=message, ended=now())
+    metrics = result.metrics
+    message = f"finished {result.step} steps, final loss {metrics.get('final_loss'):.4f}"
+    if metrics.get("eval_perplexity") is not None:
+        message += f", eval perplexity {metrics['eval_perplexity']:.2f}"
+    return job.update_status(status="finished", message=message, adapter=result.adapter, metrics=metrics, ended=now())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m playground.training.worker JOB_DIR", file=sys.stderr)
+        return 2
+    status = run_job(argv[0])
+    print(f"job {status.get('id')}: {status.get('status')}: {status.get('message')}", flush=True)
+    return 0 if status.get("status") in ("finished", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

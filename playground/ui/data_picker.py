@@ -1,0 +1,61 @@
+"""A data-set picker shared by tabs: a demo set from examples/, or an uploaded file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from playground.data import list_examples, load_dataset, save_upload
+from playground.data_types import Dataset
+from playground.errors import PlaygroundError
+
+
+@dataclass
+class DataPicker:
+    example: gr.Dropdown
+    upload: gr.File
+
+    @property
+    def inputs(self) -> list:
+        return [self.example, self.upload]
+
+
+def build_data_picker(
+    label: str, default: str | None = None, elem_id: str = "", allow_none: bool = False
+) -> DataPicker:
+    names = [p.name for p in list_examples()]
+    choices = ([("(none)", "")] if allow_none else []) + [(n, n) for n in names]
+    value = default if default in names else ("" if allow_none else (names[0] if names else None))
+    with gr.Group():
+        example = gr.Dropdown(choices, value=value, label=f"{label}: demo set", elem_id=f"{elem_id}-example")
+        upload = gr.File(
+            label=f"{label}: or upload JSON / JSONL / CSV",
+            file_types=[".json", ".jsonl", ".csv", ".tsv"],
+            elem_id=f"{elem_id}-upload",
+            height=90,
+        )
+    return DataPicker(example, upload)
+
+
+def resolve_path(example: str | None, upload: str | None) -> Path | None:
+    """The chosen file: an upload (copied into the data folder first) wins over a demo set."""
+    if upload:
+        return save_upload(upload)
+    if example:
+        for path in list_examples():
+            if path.name == example:
+                return path
+        raise PlaygroundError(f"No demo data set {example}.")
+    return None
+
+
+def load_choice(
+    example: str | None, upload: str | None, references: str | None = None, what: str = "data set"
+) -> Dataset:
+    path = resolve_path(example, upload)
+    if path is None:
+        raise PlaygroundError(f"Pick a {what} or upload one.")
+    name = Path(upload).name if upload else None
+    return load_dataset(path, references=references, name=name)

@@ -1,0 +1,425 @@
+"""Leaderboard tab: start evaluations, compare runs (table + chart), inspect examples."""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from playground.atomic import atomic_write_text
+from playground.context import AppContext
+from playground.data import describe
+from playground.errors import Cancelled, PlaygroundError
+from playground.evaluation.runner import METRIC_GROUPS, EvalConfig, evaluate
+from playground.generation.settings import GREEDY
+from playground.leaderboard import lower_is_better
+from playground.models.adapters import attach_adapter
+from playground.paths import adapters_dir, data_dir
+from playground.prompts.fewshot import SELECTIONS, FewShotConfig
+from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
+from playground.ui.common import progress_callback, user_errors
+from playground.ui.data_picker import build_data_picker, load_choice
+
+_cancel_flags: dict[str, threading.Event] = {}
+RUN_COLUMNS = [
+    "id",
+    "status",
+    "model",
+    "adapter",
+    "strategy",
+    "shots",
+    "selection",
+    "seed",
+    "examples",
+    "metrics",
+]
+
+
+def list_adapter_names() -> list[str]:
+    root = adapters_dir()
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "adapter_config.json").is_file()
+    )
+
+
+def resolve_template(name: str, custom: str, system: str, loaded: Any) -> PromptTemplate:
+    system_arg = system if system.strip() else None
+    if name == "custom":
+        if not custom.strip():
+            raise PlaygroundError("Type the custom template, with {instruction} (and {input}) placeholders.")
+        return get_template(custom, system_arg)
+    if name == "chat":
+        base = loaded.default_template
+        return PromptTemplate(base.name, base.text, system_arg if system_arg is not None else base.system)
+    return get_template(name, system_arg)
+
+
+def metric_choices(board: Any, dataset: str | None) -> list[str]:
+    names: set[str] = set()
+    for run in board.runs(dataset_name=dataset, status="finished") if dataset else []:
+        names.update(k for k, v in run.metrics.items() if v is not None)
+    preferred = [
+        "mean_perplexity",
+        "corpus_perplexity",
+        "accuracy",
+        "rouge1",
+        "rouge2",
+        "rougeL",
+        "bleu",
+        "chrf",
+    ]
+    return [m for m in preferred if m in names] + sorted(names - set(preferred))
+
+
+def bar_chart(rows: list[dict[str, Any]], metric: str) -> go.Figure:
+    fig = go.Figure()
+    if rows:
+        labels = [
+            f"#{r['rank']} {r['model']}{' + ' + r['adapter'] if r['adapter'] else ''} · {r['strategy']}"
+            + (f" k={r['shots']}" if r["shots"] else "")
+            for r in rows
+        ]
+        fig.add_bar(
+            x=labels,
+            y=[r[metric] for r in rows],
+            error_y={"type": "data", "array": [r[f"{metric} std"] for r in rows], "visible": True},
+            text=[f"{r[metric]:.3g} ± {r[f'{metric} std']:.2g} (n={r['runs']})" for r in rows],
+            marker_color="#6366f1",
+        )
+    better = "lower is better" if lower_is_better(metric) else "higher is better"
+    fig.update_layout(
+        title=f"{metric} ({better}), mean ± std over seeds",
+        height=380,
+        margin={"l": 40, "r": 20, "t": 50, "b": 120},
+        yaxis_title=metric,
+    )
+    return fig
+
+
+def nll_heatmap(tokens: list[str] | None, nll: list[float | None] | None) -> str:
+    """The reference output, each token shaded by how much it surprised the model."""
+    if not tokens or not nll:
+        return "<p><i>No per-token NLL for this example (run perplexity to get one).</i></p>"
+    finite = [x for x in nll if x is not None and math.isfinite(x)]
+    top = max(finite + [1e-6])
+    spans = []
+    for token, value in zip(tokens, nll, strict=False):
+        if not token:
+            continue  # a byte piece of a character that the next token completes
+        v = value if value is not None and math.isfinite(value) else top
+        alpha = min(1.0, v / top) if top > 0 else 0
+        spans.append(
+            f'<span class="nll-token" title="NLL {v:.2f}" style="background: rgba(239,68,68,{alpha:.2f});'
+            f' padding:1px 0; border-radius:2px; white-space:pre-wrap">{html.escape(token)}</span>'
+        )
+    legend = (
+        f"<div style='font-size:12px;color:#6b7280'>darker = more surprising; max NLL {top:.2f} nats</div>"
+    )
+    return f"<div id='nll-heatmap' style='line-height:1.9;font-size:15px'>{''.join(spans)}</div>{legend}"
+
+
+def _describe_quietly(example: str | None) -> str:
+    try:
+        return describe(load_choice(example, None)) if example else ""
+    except PlaygroundError as exc:
+        return str(exc)
+
+
+def build_leaderboard_tab(ctx: AppContext) -> None:
+    board = ctx.leaderboard
+    with gr.Accordion("Evaluate", open=True):
+        with gr.Row():
+            with gr.Column():
+                test_set = build_data_picker("Test set", "classical_chinese_test.json", elem_id="eval-data")
+                references = gr.File(label="Ground-truth file (optional, one answer per line)", height=90)
+                data_info = gr.Markdown(_describe_quietly(test_set.example.value), elem_id="eval-data-info")
+            with gr.Column():
+                template = gr.Dropdown(
+                    [t.name for t in TEMPLATES.values()] + ["custom"], value="chat", label="Template"
+                )
+                custom = gr.Textbox(
+                    label="Custom template", lines=2, placeholder="USER: {instruction} ASSISTANT:"
+                )
+                system = gr.Textbox(label="System text (optional)", lines=1)
+                adapter = gr.Dropdown(["(none)"] + list_adapter_names(), value="(none)", label="Adapter")
+            with gr.Column():
+                metrics = gr.CheckboxGroup(
+                    list(METRIC_GROUPS), value=["perplexity"], label="Metrics", elem_id="eval-metrics"
+                )
+                shots = gr.Slider(0, 10, value=0, step=1, label="k in-context examples")
+                selection = gr.Dropdown(list(SELECTIONS[:4]), value="first", label="How examples are picked")
+                train_set = build_data_picker("Examples from", "", elem_id="eval-train", allow_none=True)
+                seeds = gr.Textbox("0", label="Seeds (comma-separated)")
+                limit = gr.Number(20, label="Limit (first N examples, 0 = all)", precision=0)
+                max_new = gr.Slider(8, 512, value=64, step=8, label="Max new tokens (generation metrics)")
+        with gr.Row():
+            start = gr.Button("Start evaluation", variant="primary", elem_id="eval-start")
+            cancel = gr.Button("Cancel", variant="stop", elem_id="eval-cancel")
+        eval_status = gr.Markdown(elem_id="eval-status")
+
+    gr.Markdown("### Leaderboard")
+    with gr.Row():
+        dataset = gr.Dropdown(
+            board.datasets(), label="Data set", elem_id="lb-dataset", allow_custom_value=True
+        )
+        metric = gr.Dropdown([], label="Metric", elem_id="lb-metric", allow_custom_value=True)
+        model_filter = gr.Dropdown(["(all)"], value="(all)", label="Model", allow_custom_value=True)
+        strategy_filter = gr.Dropdown(
+            ["(all)", "zero-shot", "k-shot", "cot"], value="(all)", label="Strategy"
+        )
+        refresh = gr.Button("Refresh", elem_id="lb-refresh")
+    chart = gr.Plot(label="Comparison", elem_id="lb-chart")
+    table = gr.Dataframe(
+        label="Grouped by configuration (best first)", interactive=False, elem_id="lb-table", wrap=True
+    )
+    runs = gr.Dataframe(
+        headers=RUN_COLUMNS,
+        label="Runs (click one for its examples)",
+        interactive=False,
+        elem_id="lb-runs",
+        wrap=True,
+    )
+    with gr.Row():
+        export = gr.Button("Export CSV", elem_id="lb-export")
+        export_file = gr.File(label="CSV", interactive=False, height=90)
+        delete_id = gr.Number(label="Run id to delete", precision=0)
+        delete = gr.Button("Delete run", variant="stop", elem_id="lb-delete")
+    selected_run = gr.State(None)
+    run_title = gr.Markdown(elem_id="lb-run-title")
+    examples = gr.Dataframe(
+        pd.DataFrame(columns=["idx", "prompt", "reference", "prediction"]),
+        label="Per-example results (click one for its NLL heatmap)",
+        interactive=False,
+        wrap=True,
+        elem_id="lb-examples",
+    )
+    heatmap = gr.HTML(elem_id="lb-heatmap")
+
+    def _filtered_runs(ds: str | None, model_name: str, strategy: str) -> list:
+        return board.runs(
+            dataset_name=ds or None,
+            model=None if model_name in (None, "(all)") else model_name,
+            strategy=None if strategy in (None, "(all)") else strategy,
+        )
+
+    @user_errors
+    def show(ds: str | None, metric_name: str | None, model_name: str, strategy: str):
+        datasets = board.datasets()
+        if ds not in datasets:
+            ds = datasets[-1] if datasets else None
+        metrics_ = metric_choices(board, ds)
+        if metric_name not in metrics_:
+            metric_name = metrics_[0] if metrics_ else None
+        records = _filtered_runs(ds, model_name, strategy)
+        rows = board.leaderboard_table(ds, metric_name) if ds and metric_name else []
+        keep = {r.id for r in records}
+        rows = [r for r in rows if any(int(i) in keep for i in str(r["run ids"]).split(", ") if i)]
+        run_rows = [
+            [
+                r.id,
+                r.status,
+                r.model,
+                r.adapter or "",
+                r.strategy,
+                r.shots,
+                r.selection or "",
+                "" if r.seed is None else r.seed,
+                r.n_examples,
+                ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if v is not None) or r.message[:80],
+            ]
+            for r in records
+        ]
+        models = ["(all)"] + sorted({r.model for r in board.runs(dataset_name=ds)} if ds else set())
+        table_df = pd.DataFrame(rows).round(4) if rows else pd.DataFrame({"": ["No finished runs yet."]})
+        return (
+            gr.update(choices=datasets, value=ds),
+            gr.update(choices=metrics_, value=metric_name),
+            gr.update(choices=models),
+            bar_chart(rows, metric_name) if metric_name else bar_chart([], "metric"),
+            table_df,
+            pd.DataFrame(run_rows, columns=RUN_COLUMNS),
+        )
+
+    board_outputs = [dataset, metric, model_filter, chart, table, runs]
+    board_inputs = [dataset, metric, model_filter, strategy_filter]
+
+    @user_errors
+    def on_data_change(example: str | None, upload: str | None, refs: str | None) -> str:
+        if not example and not upload:
+            return ""
+        return describe(load_choice(example, upload, refs))
+
+    for comp in (*test_set.inputs, references):
+        comp.change(on_data_change, [*test_set.inputs, references], data_info, queue=False)
+
+    @user_errors
+    def run_eval(
+        ex,
+        up,
+        refs,
+        tmpl,
+        custom_text,
+        system_text,
+        adapter_name,
+        metric_names,
+        k,
+        sel,
+        train_ex,
+        train_up,
+        seeds_text,
+        limit_n,
+        max_new_tokens,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        if not metric_names:
+            raise PlaygroundError("Tick at least one metric.")
+        try:
+            seed_list = tuple(int(s) for s in str(seeds_text).replace(" ", "").split(",") if s)
+        except ValueError as exc:
+            raise PlaygroundError(
+                f"Seeds must be whole numbers separated by commas, not {seeds_text!r}."
+            ) from exc
+        dataset_ = load_choice(ex, up, refs, "test set")
+        pool = (
+            load_choice(train_ex, train_up, what="training set").examples if (train_ex or train_up) else None
+        )
+        config = EvalConfig(
+            metrics=tuple(metric_names),
+            fewshot=FewShotConfig(k=int(k), selection=sel),
+            seeds=seed_list or (0,),
+            limit=int(limit_n) if limit_n else None,
+            decoding=GREEDY.with_(max_new_tokens=int(max_new_tokens)),
+        ).validate()
+        flag = threading.Event()
+        _cancel_flags[request.session_hash or "default"] = flag
+        with ctx.models.use() as loaded:
+            template_obj = resolve_template(tmpl, custom_text, system_text, loaded)
+            adapter_ = None
+            if adapter_name and adapter_name != "(none)":
+                adapter_ = attach_adapter(loaded, adapters_dir() / adapter_name)
+            try:
+                outcomes = evaluate(
+                    loaded,
+                    dataset_,
+                    template_obj,
+                    config,
+                    pool=pool,
+                    leaderboard=board,
+                    adapter=adapter_,
+                    progress=progress_callback(progress),
+                    should_stop=flag.is_set,
+                )
+            except Cancelled:
+                return (
+                    "**Cancelled.** Finished runs are kept; the cancelled one is marked as such.",
+                    dataset_.name,
+                )
+        lines = [
+            f"**Done:** {len(outcomes)} run(s) on {dataset_.name} ({len(outcomes[0].examples)} examples)."
+        ]
+        for o in outcomes:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in o.metrics.items())
+            lines.append(f"- run #{o.run_id}, seed {o.seed}: {shown} ({o.seconds:.1f} s)")
+        return "\n".join(lines), dataset_.name
+
+    def on_cancel(request: gr.Request) -> str:
+        flag = _cancel_flags.get(request.session_hash or "default")
+        if flag:
+            flag.set()
+        return "Cancelling after the current batch..."
+
+    start.click(
+        run_eval,
+        [
+            *test_set.inputs,
+            references,
+            template,
+            custom,
+            system,
+            adapter,
+            metrics,
+            shots,
+            selection,
+            *train_set.inputs,
+            seeds,
+            limit,
+            max_new,
+        ],
+        [eval_status, dataset],
+        concurrency_id="model",
+        concurrency_limit=1,
+    ).then(show, board_inputs, board_outputs)
+    cancel.click(on_cancel, None, eval_status, queue=False)
+
+    for trigger in (
+        refresh.click,
+        dataset.change,
+        metric.change,
+        model_filter.change,
+        strategy_filter.change,
+    ):
+        trigger(show, board_inputs, board_outputs, queue=False)
+
+    @user_errors
+    def on_run_select(table_value: pd.DataFrame, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        run_id = int(table_value.iloc[row]["id"])
+        record = board.run(run_id)
+        rows = board.examples(run_id)
+        df = pd.DataFrame(
+            [
+                {
+                    "idx": r.idx,
+                    "prompt": r.prompt[-300:],
+                    "reference": r.reference,
+                    "prediction": r.prediction,
+                    **{k: round(v, 4) for k, v in r.metrics.items() if isinstance(v, (int, float))},
+                }
+                for r in rows
+            ]
+        )
+        title = (
+            f"**Run #{record.id}** · {record.model} · {record.strategy}"
+            f"{f' k={record.shots}' if record.shots else ''} · {record.status}"
+            f"{' · ' + record.message if record.message else ''}"
+        )
+        first = rows[0] if rows else None
+        return run_id, title, df, nll_heatmap(first.tokens, first.nll) if first else ""
+
+    runs.select(on_run_select, runs, [selected_run, run_title, examples, heatmap], queue=False)
+
+    @user_errors
+    def on_example_select(run_id: int | None, evt: gr.SelectData) -> str:
+        if run_id is None:
+            return ""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        chosen = board.examples(run_id)[row]
+        return nll_heatmap(chosen.tokens, chosen.nll)
+
+    examples.select(on_example_select, selected_run, heatmap, queue=False)
+
+    @user_errors
+    def on_export(ds: str | None) -> str:
+        path = data_dir() / "exports" / f"leaderboard-{(ds or 'all').replace('/', '_')}.csv"
+        atomic_write_text(path, board.to_csv(ds or None))
+        return str(path)
+
+    export.click(on_export, dataset, export_file, queue=False)
+
+    @user_errors
+    def on_delete(run_id: float | None, ds, metric_name, model_name, strategy):
+        if not run_id:
+            raise PlaygroundError("Type the id of the run to delete (the first column of the runs table).")
+        board.delete_run(int(run_id))
+        gr.Info(f"Deleted run #{int(run_id)}.")
+        return show(ds, metric_name, model_name, strategy)
+
+    delete.click(on_delete, [delete_id, *board_inputs], board_outputs, queue=False)

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from playground.errors import Cancelled, PlaygroundError
+from playground.evaluation.perplexity import looped_perplexity, perplexity
+from playground.prompts.templates import TEMPLATES
+
+# Very different lengths, Chinese, an empty prompt and an empty output.
+PAIRS = [
+    ("Question: is it plausible? Answer:", " yes"),
+    ("床前明月光，疑是地上霜。" * 6, "舉頭望明月，低頭思故鄉。" * 3),
+    ("", "The quick brown fox."),
+    ("USER: Summarize the dialogue. ASSISTANT:", " Hello! Hi, how are you?" * 5),
+    ("### Instruction:\nSay nothing.\n\n### Output:\n", ""),
+    ("The lazy dog", " jumps over the quick brown fox and then sleeps all afternoon."),
+    ("白日依山盡", "，黃河入海流。"),
+]
+
+
+def load(folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_llama):
+    return load(tiny_llama)
+
+
+@pytest.fixture(scope="module")
+def mistral(tiny_mistral):
+    return load(tiny_mistral)
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral"])
+def model_and_tokenizer(request):
+    return request.getfixturevalue(request.param)
+
+
+def assert_same(a, b, rel=1e-4):
+    assert [e.prompt for e in a.examples] == [e.prompt for e in b.examples]
+    for x, y in zip(a.examples, b.examples):
+        assert len(x.nll) == len(y.nll)
+        assert y.perplexity == pytest.approx(x.perplexity, rel=rel)
+        assert y.tokens == x.tokens
+    assert b.mean_perplexity == pytest.approx(a.mean_perplexity, rel=rel)
+    assert b.corpus_perplexity == pytest.approx(a.corpus_perplexity, rel=rel)
+    assert b.n_tokens == a.n_tokens
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_batched_equals_homework_loop(model_and_tokenizer, batch_size):
+    model, tokenizer = model_and_tokenizer
+    assert_same(
+        looped_perplexity(model, tokenizer, PAIRS), perplexity(model, tokenizer, PAIRS, batch_size=batch_size)
+    )
+
+
+def test_loop_matches_next_token_probabilities(llama):
+    # Independent of any shifting: score each output token from a forward pass over its prefix.
+    model, tokenizer = llama
+    prompt, output = PAIRS[5]
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = [tokenizer.bos_token_id] + prompt_ids + tokenizer(output, add_special_tokens=False)["input_ids"]
+    ids.append(tokenizer.eos_token_id)
+    expected = []
+    with torch.no_grad():
+        for t in range(1 + len(prompt_ids), len(ids)):
+            logits = model(torch.tensor([ids[:t]])).logits[0, -1]
+            expected.append(-torch.log_softmax(logits.float(), -1)[ids[t]].item())
+    got = looped_perplexity(model, tokenizer, [PAIRS[5]]).examples[0]
+    assert got.nll == pytest.approx(expected, rel=1e-4)
+    assert got.perplexity == pytest.approx(math.exp(sum(expected) / len(expected)), rel=1e-4)
+
+
+def test_padding_does_not_leak(mistral):
+    model, tokenizer = mistral
+    short = ("The lazy dog", " sleeps.")
+    alone = perplexity(model, tokenizer, [short]).examples[0].perplexity
+    long = ("床前明月光，" * 20, "疑是地上霜。" * 10)
+    together = perplexity(model, tokenizer, [long, short, long], batch_size=3).examples[1].perplexity
+    assert together == pytest.approx(alone, rel=1e-4)
+
+
+def test_original_order_is_kept(llama):
+    model, tokenizer = llama
+    pairs = [PAIRS[0], PAIRS[1], PAIRS[6], PAIRS[3]]
+    batched = perplexity(model, tokenizer, pairs, batch_size=2)
+    assert [(e.prompt, e.reference) for e in batched.examples] == pairs
+    singles = [perplexity(model, tokenizer, [p]).examples[0].perplexity for p in pairs]
+    assert [e.perplexity for e in batched.examples] == pytest.approx(singles, rel=1e-4)
+
+
+def test_only_output_and_eos_are_scored(llama):
+    model, tokenizer = llama
+    result = perplexity(model, tokenizer, PAIRS, batch_size=3)
+    for example, (_, output) in zip(result.examples, PAIRS):
+        n_output = len(tokenizer(output, add_special_tokens=False)["input_ids"])
+        assert len(example.nll) == len(example.tokens) == n_output + 1
+        assert "".join(example.tokens) == output + tokenizer.eos_token
+    assert result.n_tokens == sum(len(e.nll) for e in result.examples)
+    total = sum(x for e in result.examples for x in e.nll)
+    assert result.corpus_perplexity == pytest.approx(math.exp(total / result.n_tokens))
+    assert result.mean_perplexity == pytest.approx(sum(e.perplexity for e in result.examples) / len(PAIRS))
+
+
+def test_max_length_cuts_the_output_and_skips_prompts_that_fill_it(llama):
+    model, tokenizer = llama
+    prompt, output = PAIRS[5]
+    n_head = 1 + len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    too_long = ("床前明月光" * 20, "疑是地上霜")
+    pairs = [(prompt, output), too_long]
+    batched = perplexity(model, tokenizer, pairs, max_length=n_head + 4)
+    looped = looped_perplexity(model, tokenizer, pairs, max_length=n_head + 4)
+    assert len(batched.examples[0].nll) == 4
+    assert math.isnan(batched.examples[1].perplexity) and batched.n_skipped == 1
+    assert batched.mean_perplexity == pytest.approx(batched.examples[0].perplexity)
+    assert batched.examples[0].perplexity == pytest.approx(looped.examples[0].perplexity, rel=1e-4)
+    with pytest.raises(PlaygroundError, match="Nothing left to score"):
+        perplexity(model, tokenizer, [too_long], max_length=n_head)
+
+
+def test_progress_and_cancel(llama):
+    model, tokenizer = llama
+    calls = []
+    perplexity(
+        model, tokenizer, PAIRS, batch_size=3, progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls == [(3, 7), (6, 7), (7, 7)]
+    calls.clear()
+    with pytest.raises(Cancelled):
+        perplexity(
+            model,
+            tokenizer,
+            PAIRS,
+            batch_size=3,
+            progress=lambda done, total: calls.append(done),
+            should_stop=lambda: bool(calls),
+        )
+    assert calls == [3]
+
+
+def test_half_precision_is_scored_in_float32(llama, tiny_llama):
+    model, tokenizer = llama
+    half = load(tiny_llama)[0].to(torch.bfloat16)
+    reference = perplexity(model, tokenizer, PAIRS[:3])
+    result = perplexity(half, tokenizer, PAIRS[:3], batch_size=2)
+    assert all(isinstance(x, float) and math.isfinite(x) for e in result.examples for x in e.nll)
+    assert result.mean_perplexity == pytest.approx(reference.mean_perplexity, rel=0.1)
+
+
+def test_refuses_encoder_decoder_and_empty_input(llama):
+    model, tokenizer = llama
+    seq2seq = SimpleNamespace(config=SimpleNamespace(is_encoder_decoder=True))
+    with pytest.raises(PlaygroundError, match="encoder-decoder"):
+        perplexity(seq2seq, tokenizer, PAIRS)
+    with pytest.raises(PlaygroundError, match="no examples"):
+        perplexity(model, tokenizer, [])
+
+
+def test_tang_poems_batched_equals_loop(llama, shared_dir):
+    model, tokenizer = llama
+    rows = json.loads((shared_dir / "datasets/tang-poems/Tang_training_data.json").read_text("utf-8"))[:10]
+    template = TEMPLATES["taiwan-llama"]
+    pairs = [(template.render(r["instruction"] + r["input"]), r["output"]) for r in rows]
+    assert_same(looped_perplexity(model, tokenizer, pairs), perplexity(model, tokenizer, pairs, batch_size=4))
