@@ -13,6 +13,8 @@ class AppContext:
 
     def __init__(self, models: ModelManager | None = None, leaderboard: Leaderboard | None = None) -> None:
         self.models = models or ModelManager()
+        # The adapter chat uses (None = the base model); comparisons pick their own.
+        self.chat_adapter: str | None = None
         if leaderboard is not None:
             self.__dict__["leaderboard"] = leaderboard
 

@@ -41,3 +41,10 @@ def embedded_model():
     from playground.models import EMBEDDED_KEY, load_model
 
     return load_model(EMBEDDED_KEY)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> Path:
+    from tests.tiny_models import build_seq2seq_lm
+
+    return build_seq2seq_lm(tmp_path_factory.mktemp("tiny-t5"))

@@ -73,3 +73,33 @@ def build_causal_lm(folder: str | Path, arch: str = "llama", seed: int = 0) -> P
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_seq2seq_lm(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny T5 with ByT5's byte tokenizer (needs no vocabulary file)."""
+    import torch
+    from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
+
+    folder = Path(folder)
+    tokenizer = ByT5Tokenizer()
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=64,
+        d_ff=128,
+        d_kv=16,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        n_positions=512,
+    )
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

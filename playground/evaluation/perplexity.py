@@ -66,7 +66,10 @@ def looped_perplexity(
     model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int = 2048
 ) -> PerplexityResult:
     """The homework's loop: one example per forward pass, full logits."""
-    _check_model(model)
+    if _is_seq2seq(model):
+        from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
+
+        return seq2seq_perplexity(model, tokenizer, pairs, batch_size=1, max_length=max_length)
     encoded = _encode(tokenizer, pairs, max_length)
     device = _device(model)
     scored = []
@@ -92,7 +95,18 @@ def perplexity(
     should_stop: Callable[[], bool] | None = None,
 ) -> PerplexityResult:
     """Score `(prompt, reference output)` pairs in batches; same numbers as `looped_perplexity`."""
-    _check_model(model)
+    if _is_seq2seq(model):
+        from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
+
+        return seq2seq_perplexity(
+            model,
+            tokenizer,
+            pairs,
+            batch_size=batch_size,
+            max_length=max_length,
+            progress=progress,
+            should_stop=should_stop,
+        )
     if batch_size < 1:
         raise PlaygroundError(f"Batch size must be at least 1 (got {batch_size}).")
     encoded = _encode(tokenizer, pairs, max_length)
@@ -236,12 +250,8 @@ def _summarize(scored: Sequence[ScoredExample | None]) -> PerplexityResult:
     )
 
 
-def _check_model(model: Any) -> None:
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise PlaygroundError(
-            f"Perplexity of encoder-decoder models ({type(model).__name__}) is not supported yet; "
-            "choose a decoder-only model."
-        )
+def _is_seq2seq(model: Any) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
 
 
 def _device(model: Any) -> torch.device:

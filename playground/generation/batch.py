@@ -59,7 +59,7 @@ def generate_batch(
         tok.padding_side = old_side
     enc = {k: v.to(loaded.model.device) for k, v in enc.items()}
     width = int(enc["input_ids"].shape[1])
-    if width + settings.max_new_tokens > loaded.context_length:
+    if width + (0 if loaded.is_seq2seq else settings.max_new_tokens) > loaded.context_length:
         raise PlaygroundError(
             f"The longest prompt has {width} tokens; with {settings.max_new_tokens} new tokens it exceeds "
             f"the model's context of {loaded.context_length}."
@@ -83,7 +83,8 @@ def generate_batch(
     for i in range(len(prompts)):
         row = []
         for j in range(num_return_sequences):
-            ids = out[i * num_return_sequences + j, width:]
+            row_ids = out[i * num_return_sequences + j]
+            ids = row_ids[1:] if loaded.is_seq2seq else row_ids[width:]
             row.append(
                 BatchOutput(
                     text=tok.decode(ids, skip_special_tokens=True),

@@ -90,7 +90,7 @@ def stream_generate(
     stop = stop or threading.Event()
     inputs = encode_prompt(loaded, prompt)
     prompt_tokens = int(inputs["input_ids"].shape[1])
-    if prompt_tokens + settings.max_new_tokens > loaded.context_length:
+    if prompt_tokens + (0 if loaded.is_seq2seq else settings.max_new_tokens) > loaded.context_length:
         raise PlaygroundError(
             f"The prompt has {prompt_tokens} tokens; with {settings.max_new_tokens} new tokens it exceeds "
             f"the model's context of {loaded.context_length}. Shorten the chat (Clear) or lower max new tokens."
@@ -124,7 +124,8 @@ def stream_generate(
                     stopping_criteria=_stopping(stop),
                     pad_token_id=tok.pad_token_id,
                 )
-            result["ids"] = out[0, prompt_tokens:]
+            # Encoder-decoder models return only decoder tokens, after a start token.
+            result["ids"] = out[0, 1:] if loaded.is_seq2seq else out[0, prompt_tokens:]
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             error.append(exc)
             if streamer is not None:

@@ -20,6 +20,18 @@ from playground.models.loader import LoadedModel
 METADATA_FILE = "playground.json"
 
 
+def list_adapter_names() -> list[str]:
+    """Finished adapters in adapters_dir(); half-written ".tmp-" folders never show."""
+    from playground.paths import adapters_dir
+
+    root = adapters_dir()
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "adapter_config.json").is_file()
+    )
+
+
 def adapter_base_model(folder: str | Path) -> str | None:
     """The base model an adapter was trained on, from our metadata or peft's config."""
     folder = Path(folder)

@@ -58,6 +58,15 @@ PRESETS: dict[str, ModelPreset] = {
             "Llama-2 based, Taiwan's TAIDE project.",
         ),
         ModelPreset(
+            "flan-t5-large",
+            "google/flan-t5-large",
+            "t5",
+            "plain",
+            "780M",
+            "Encoder-decoder: the raw prompt goes to the encoder, the answer is the decoder's output.",
+            seq2seq=True,
+        ),
+        ModelPreset(
             "stablelm-3b-4e1t",
             "stabilityai/stablelm-3b-4e1t",
             "stablelm",

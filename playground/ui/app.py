@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import gradio as gr
@@ -40,5 +41,26 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     return demo
 
 
+MAX_UPLOAD = "200mb"  # the data loader's own limit; bigger uploads are refused before they land
+
+
+def auth_from_env(value: str | None = None) -> list[tuple[str, str]] | None:
+    """PLAYGROUND_AUTH="alice:secret,bob:other" turns on login for shared deployments."""
+    value = os.environ.get("PLAYGROUND_AUTH", "") if value is None else value
+    pairs = []
+    for item in filter(None, (x.strip() for x in value.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("PLAYGROUND_AUTH must look like user:password[,user2:password2]")
+        pairs.append((user, password))
+    return pairs or None
+
+
 def launch_kwargs() -> dict:
-    return {"theme": gr.themes.Soft(), "css": CSS}
+    return {
+        "theme": gr.themes.Soft(),
+        "css": CSS,
+        "max_file_size": MAX_UPLOAD,
+        "auth": auth_from_env(),
+        "auth_message": "This playground is shared: log in with the account you were given.",
+    }

@@ -10,6 +10,7 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.generation import DecodingSettings, stream_generate
+from playground.models.adapters import using_adapter
 from playground.prompts.templates import TEMPLATES, get_template
 from playground.ui.common import message_text, user_errors
 
@@ -109,9 +110,10 @@ def build_chat_tab(ctx: AppContext) -> None:
             system_arg = system_text if system_text.strip() else None
             prompt = template_obj.render_conversation(past, user_text, system_arg, loaded.tokenizer)
             history = history + [{"role": "assistant", "content": ""}]
-            for update in stream_generate(loaded, prompt, settings, stop_flag):
-                history[-1]["content"] = update.text
-                yield history, update.stats_line(), prompt
+            with using_adapter(loaded, ctx.chat_adapter if ctx.chat_adapter in loaded.adapters else None):
+                for update in stream_generate(loaded, prompt, settings, stop_flag):
+                    history[-1]["content"] = update.text
+                    yield history, update.stats_line(), prompt
 
     def add_user(text: str, history: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
         if not text.strip():

@@ -18,7 +18,7 @@ from playground.errors import Cancelled, PlaygroundError
 from playground.evaluation.runner import METRIC_GROUPS, EvalConfig, evaluate
 from playground.generation.settings import GREEDY
 from playground.leaderboard import lower_is_better
-from playground.models.adapters import attach_adapter
+from playground.models.adapters import attach_adapter, list_adapter_names
 from playground.paths import adapters_dir, data_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
@@ -38,15 +38,6 @@ RUN_COLUMNS = [
     "examples",
     "metrics",
 ]
-
-
-def list_adapter_names() -> list[str]:
-    root = adapters_dir()
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / "adapter_config.json").is_file()
-    )
 
 
 def resolve_template(name: str, custom: str, system: str, loaded: Any) -> PromptTemplate:

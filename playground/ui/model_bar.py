@@ -6,7 +6,9 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.models import EMBEDDED_KEY, PRESETS, LoadOptions
+from playground.models.adapters import attach_adapter, list_adapter_names
 from playground.models.loader import PRECISIONS
+from playground.paths import adapters_dir
 from playground.ui.common import progress_callback, user_errors
 
 
@@ -39,12 +41,34 @@ def build_model_bar(ctx: AppContext) -> gr.Markdown:
         precision = gr.Radio(list(PRECISIONS), value="auto", label="Precision", scale=3)
         trust = gr.Checkbox(False, label="Trust remote code", scale=1)
         load = gr.Button("Load", variant="primary", scale=1, elem_id="model-load")
+    with gr.Row(equal_height=True):
+        adapter = gr.Dropdown(
+            ["(none)"] + list_adapter_names(),
+            value="(none)",
+            label="Adapter for chat (trained adapters in adapters/)",
+            scale=4,
+            elem_id="chat-adapter",
+        )
+        refresh = gr.Button("Refresh adapters", scale=1)
     status = gr.Markdown(model_status(ctx), elem_id="model-status")
+
+    @user_errors
+    def on_adapter(name: str) -> str:
+        if not name or name == "(none)":
+            ctx.chat_adapter = None
+            return model_status(ctx)
+        with ctx.models.use() as loaded:
+            ctx.chat_adapter = attach_adapter(loaded, adapters_dir() / name)
+        return model_status(ctx) + f"\n- Chat uses adapter **{name}**."
+
+    adapter.change(on_adapter, adapter, status, concurrency_id="model", concurrency_limit=1)
+    refresh.click(lambda: gr.update(choices=["(none)"] + list_adapter_names()), None, adapter, queue=False)
 
     @user_errors
     def on_load(name: str, precision: str, trust: bool, progress: gr.Progress = gr.Progress()) -> str:
         options = LoadOptions(precision=precision, trust_remote_code=trust)
         ctx.models.load(name, options, progress_callback(progress))
+        ctx.chat_adapter = None
         return model_status(ctx)
 
     load.click(on_load, [model, precision, trust], status, concurrency_id="model", concurrency_limit=1)
