@@ -127,7 +127,9 @@ def trainer_side(args: argparse.Namespace, data: Path, work: Path) -> dict:
     features = []
     for e in examples:
         f = format_example(e, tokenizer, template, "masked_prompt", args.max_length)
-        features.append({"input_ids": f.input_ids, "labels": f.labels, "attention_mask": [1] * len(f.input_ids)})
+        features.append(
+            {"input_ids": f.input_ids, "labels": f.labels, "attention_mask": [1] * len(f.input_ids)}
+        )
     pad = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
     batch_tokens: list[int] = []
 
@@ -174,7 +176,11 @@ def run_side(side: str, argv: list[str]) -> dict:
     """One side in a fresh process, so peak memory and warm caches are its own."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, __file__, "--side", side, *argv], capture_output=True, text=True, env=env, check=False
+        [sys.executable, __file__, "--side", side, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -186,7 +192,9 @@ def run_side(side: str, argv: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--data", help="training file (default: Tang data if ../shared exists, else a demo file)")
+    parser.add_argument(
+        "--data", help="training file (default: Tang data if ../shared exists, else a demo file)"
+    )
     parser.add_argument("--template", default="alpaca")
     parser.add_argument("--first-n", type=int, default=400)
     parser.add_argument("--steps", type=int, default=6)

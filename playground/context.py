@@ -6,6 +6,7 @@ import functools
 
 from playground.leaderboard import Leaderboard
 from playground.models import ModelManager
+from playground.training.jobs import JobManager
 
 
 class AppContext:
@@ -17,6 +18,11 @@ class AppContext:
         self.chat_adapter: str | None = None
         if leaderboard is not None:
             self.__dict__["leaderboard"] = leaderboard
+
+    @functools.cached_property
+    def jobs(self) -> JobManager:
+        # Recovers on construction: jobs whose worker died with the old app show as interrupted.
+        return JobManager()
 
     @functools.cached_property
     def leaderboard(self) -> Leaderboard:

@@ -23,13 +23,13 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$mode" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
+if [ "$mode" = "--test" ] && { [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wqy; }; then
   # Playwright cannot download its own browsers here: use Debian's chromium.
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   if command -v apt-get >/dev/null; then
     $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium fonts-wqy-zenhei
   else
     echo "warning: no apt-get; install chromium yourself for the browser tests" >&2
   fi

@@ -128,6 +128,17 @@ def test_settings_reach_generate(tiny, monkeypatch):
     assert calls[2]["num_beams"] == 2
 
 
+def test_encoder_decoder_columns(tiny_t5):
+    t5 = load_model(str(tiny_t5), LoadOptions(precision="fp32"))
+    columns = [Column("greedy", GREEDY.with_(max_new_tokens=6)), *_sampling_columns()]
+    a = compare_columns(t5, "translate: hello there", columns, n_samples=2, seed=1)
+    b = compare_columns(t5, "translate: hello there", columns, n_samples=2, seed=1)
+    assert _texts(a) == _texts(b)
+    assert a[0].texts == [generate_text(t5, "translate: hello there", GREEDY.with_(max_new_tokens=6)).text]
+    assert a[0].new_tokens[0] <= 6 and all(1 <= n <= 12 for r in a[1:] for n in r.new_tokens)
+    assert a[1].texts[0] != a[1].texts[1]
+
+
 def test_top_k_one_sampling_is_greedy(tiny):
     # A behavioural check that each row's top-k is applied: with k = 1 sampling has one choice.
     columns = [Column("k1", HOT.with_(top_k=1)), Column("greedy", GREEDY.with_(max_new_tokens=12))]

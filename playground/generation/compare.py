@@ -212,8 +212,8 @@ class RowSettingsProcessor(LogitsProcessor):
 class _RowLimits(StoppingCriteria):
     """Ends each row at its own max_new_tokens, and every row when `stop` is set."""
 
-    def __init__(self, width: int, limits: Sequence[int] | None, stop: threading.Event | None) -> None:
-        self.width = width
+    def __init__(self, start: int, limits: Sequence[int] | None, stop: threading.Event | None) -> None:
+        self.start = start  # where generated tokens begin in the ids generate() passes
         self.limits = torch.tensor(list(limits)) if limits is not None else None
         self.stop = stop
 
@@ -223,7 +223,7 @@ class _RowLimits(StoppingCriteria):
             return torch.ones(rows, dtype=torch.bool, device=input_ids.device)
         if self.limits is None:
             return torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
-        return (input_ids.shape[1] - self.width) >= self.limits.to(input_ids.device)
+        return (input_ids.shape[1] - self.start) >= self.limits.to(input_ids.device)
 
 
 def _pad_id(tok: Any) -> int:
@@ -261,26 +261,33 @@ def _run_call(
     tok = loaded.tokenizer
     ids, mask, pads = _encode_left(loaded, [r.prompt for r in requests])
     width = ids.shape[1]
+    # Encoder-decoder models return decoder tokens only, after one start token, and their
+    # processors see those decoder tokens, which have no padding.
+    start = 1 if loaded.is_seq2seq else width
     limits = [r.settings.max_new_tokens for r in requests]
-    if width + max(limits) > loaded.context_length:
+    if width + (0 if loaded.is_seq2seq else max(limits)) > loaded.context_length:
         raise PlaygroundError(
             f"The prompt has {width - min(pads)} tokens; with {max(limits)} new tokens it exceeds the "
             f"model's context of {loaded.context_length}. Shorten the prompt or lower max new tokens."
         )
     if per_row:
         kwargs = GREEDY.with_(max_new_tokens=max(limits)).generate_kwargs()
-        processor = RowSettingsProcessor([r.settings for r in requests], [r.seed for r in requests], pads)
+        processor = RowSettingsProcessor(
+            [r.settings for r in requests],
+            [r.seed for r in requests],
+            [0] * len(pads) if loaded.is_seq2seq else pads,
+        )
         extra: dict[str, Any] = {"logits_processor": LogitsProcessorList([processor])}
-        criteria = _RowLimits(width, limits, stop)
+        criteria = _RowLimits(start, limits, stop)
     else:
         kwargs = requests[0].settings.generate_kwargs()
         extra = {}
-        criteria = _RowLimits(width, None, stop)
+        criteria = _RowLimits(start, None, stop)
         seed_everything(requests[0].seed)
     cuda = ids.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(ids.device)
-    start = time.perf_counter()
+    began = time.perf_counter()
     try:
         with torch.inference_mode():
             out = loaded.model.generate(
@@ -294,13 +301,13 @@ def _run_call(
     except torch.cuda.OutOfMemoryError as exc:
         torch.cuda.empty_cache()
         raise PlaygroundError(oom_message("the side-by-side comparison")) from exc
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     peak = torch.cuda.max_memory_allocated(ids.device) / 2**20 if cuda else None
     if stop is not None and stop.is_set():
         raise Cancelled("Stopped.")
     rows = []
     for i, limit in enumerate(limits):
-        new = out[i, width : width + limit]
+        new = out[i, start : start + limit]
         n = _new_tokens(new, tok)
         rows.append((tok.decode(new[:n], skip_special_tokens=True), width - pads[i], n))
     return rows, seconds, peak

@@ -86,6 +86,8 @@ def stream_generate(
     import torch
     from transformers import TextIteratorStreamer
 
+    from playground.generation.fast_decode import fast_generate
+
     settings.validate()
     stop = stop or threading.Event()
     inputs = encode_prompt(loaded, prompt)
@@ -117,6 +119,13 @@ def stream_generate(
         try:
             seed_everything(settings.seed)
             with torch.inference_mode():
+                # Batch-1 decoding on CUDA goes through a static cache replayed as a CUDA graph
+                # (fast_decode.py); None means it does not apply (CPU, beams, encoder-decoder,
+                # unsupported model or settings) and generate() runs exactly as before.
+                fast = fast_generate(loaded.model, inputs, settings, streamer, stop, tok)
+                if fast is not None:
+                    result["ids"] = fast
+                    return
                 out = loaded.model.generate(
                     **inputs,
                     **settings.generate_kwargs(),

@@ -23,6 +23,7 @@ class AdapterInfo:
     created: str
     metrics: dict[str, Any] = field(default_factory=dict)
     loss_history: list[list[float]] = field(default_factory=list)
+    eval_history: list[list[float]] = field(default_factory=list)  # [step, eval loss, eval perplexity]
     dataset: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -75,6 +76,7 @@ def read_adapter(path: Path) -> AdapterInfo | None:
         created=created,
         metrics=meta.get("metrics", {}),
         loss_history=meta.get("loss_history", []),
+        eval_history=meta.get("eval_history", []),
         dataset=meta.get("dataset", {}),
         settings=meta.get("settings", {}),
     )

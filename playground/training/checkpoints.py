@@ -107,11 +107,15 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
     if not weights.is_file():
         raise PlaygroundError(f"Checkpoint {path} has no adapter_model.safetensors; it cannot be resumed.")
     device = next(p for p in model.parameters() if p.requires_grad).device
-    result = set_peft_model_state_dict(model, load_file(weights, device=str(device)))
+    mismatch = PlaygroundError(
+        f"Checkpoint {path} does not match this model's adapter (different base model or LoRA settings)."
+    )
+    try:
+        result = set_peft_model_state_dict(model, load_file(weights, device=str(device)))
+    except RuntimeError as exc:  # tensor shapes differ
+        raise mismatch from exc
     if getattr(result, "unexpected_keys", None):
-        raise PlaygroundError(
-            f"Checkpoint {path} does not match this model's adapter (different base or LoRA settings)."
-        )
+        raise mismatch
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     _set_rng_state(torch.load(path / "rng.pt", weights_only=True))

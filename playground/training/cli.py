@@ -132,6 +132,7 @@ def main(args: argparse.Namespace) -> int:
             config.validate()
             atomic_write_json(job_dir / "config.json", config.to_dict())
             job = TrainingJob(job_dir)
+            job.stop_file.unlink(missing_ok=True)
         else:
             preflight(config)
             job = TrainingJob.create(config, status="running", folder=job_dir)

@@ -163,9 +163,7 @@ class TrainingConfig:
         need(0 < self.lr < 1, f"lr must be between 0 and 1 (got {self.lr})")
         need(self.warmup_steps >= 0, f"warmup_steps must be 0 or more (got {self.warmup_steps})")
         need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
-        need(
-            not (self.warmup_steps and self.warmup_ratio), "give warmup_steps or warmup_ratio, not both"
-        )
+        need(not (self.warmup_steps and self.warmup_ratio), "give warmup_steps or warmup_ratio, not both")
         need(self.weight_decay >= 0, f"weight_decay must be 0 or more (got {self.weight_decay})")
         need(self.max_steps >= 0, f"max_steps must be 0 (use epochs) or more (got {self.max_steps})")
         need(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,45 +20,13 @@ class TrainingData:
 
 
 def load_file(path: str | Path) -> Dataset:
-    """A data set file as a Dataset (playground.data when present, else JSON/JSONL rows)."""
+    """A data set file as a Dataset; DatasetError names the file and row of any problem."""
+    from playground.data import load_dataset
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise PlaygroundError(f"No data file {path}: check the path (relative paths start at {Path.cwd()}).")
-    try:
-        from playground.data import load_dataset
-    except ImportError:
-        return _load_json_rows(path)
     return load_dataset(path)
-
-
-def _load_json_rows(path: Path) -> Dataset:
-    raw = path.read_bytes()
-    text = raw.decode("utf-8-sig", errors="replace")
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError:
-        rows = []
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DatasetError(path.name, f"not valid JSON or JSON Lines ({exc.msg})", row=i) from None
-    if not isinstance(rows, list):
-        raise DatasetError(path.name, "expected a list of {instruction, input, output} rows")
-    examples = []
-    for i, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            raise DatasetError(path.name, "each row must be an object with instruction and output", row=i)
-        instruction = row.get("instruction")
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise DatasetError(path.name, "missing 'instruction' text", row=i)
-        output = row.get("output")
-        if output is not None and not isinstance(output, str):
-            raise DatasetError(path.name, "'output' must be text", row=i)
-        examples.append(Example(str(row.get("id", i)), instruction, str(row.get("input") or ""), output))
-    return Dataset(path.stem, examples, "instruction", str(path), hashlib.sha256(raw).hexdigest())
 
 
 def _require_outputs(dataset: Dataset, what: str) -> None:

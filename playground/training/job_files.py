@@ -43,7 +43,11 @@ class TrainingJob:
 
     @classmethod
     def create(
-        cls, config: TrainingConfig, root: Path | None = None, status: str = "queued", folder: Path | None = None
+        cls,
+        config: TrainingConfig,
+        root: Path | None = None,
+        status: str = "queued",
+        folder: Path | None = None,
     ) -> TrainingJob:
         """A new job folder in `root` (default data/jobs), or exactly `folder` when given."""
         if folder is None:
@@ -133,8 +137,8 @@ def list_jobs(root: Path | None = None) -> list[TrainingJob]:
     return found
 
 
-def pid_alive(pid: int | None) -> bool:
-    """Whether `pid` is a live (not zombie) playground process."""
+def pid_alive(pid: int | None, marker: str = "") -> bool:
+    """Whether `pid` is a live (not zombie) playground process (or one whose command names `marker`)."""
     if not pid:
         return False
     try:
@@ -149,7 +153,8 @@ def pid_alive(pid: int | None) -> bool:
             if ") Z" in (proc / "stat").read_text():
                 return False
             # The pid may have been reused by an unrelated program after a reboot.
-            return b"playground" in (proc / "cmdline").read_bytes()
+            command = (proc / "cmdline").read_bytes()
+            return b"playground" in command or (bool(marker) and marker.encode() in command)
         except OSError:
             return False
     return True

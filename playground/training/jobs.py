@@ -127,8 +127,9 @@ class JobManager:
                 job.update_status(status="stopped", message="cancelled before it started", ended=now())
                 return
         status = job.status().get("status")
-        if status != "running":
+        if status not in ACTIVE:
             raise PlaygroundError(f"Job {job_id} is {status}; only queued or running jobs can be stopped.")
+        # Also covers a job between leaving the queue and its worker starting: the worker checks the file.
         job.stop_file.touch()
 
     def resume(self, job_id: str) -> None:
@@ -136,7 +137,9 @@ class JobManager:
         job = self.job(job_id)
         status = job.status().get("status")
         if status not in RESUMABLE:
-            raise PlaygroundError(f"Job {job_id} is {status}; only {', '.join(RESUMABLE)} jobs can be resumed.")
+            raise PlaygroundError(
+                f"Job {job_id} is {status}; only {', '.join(RESUMABLE)} jobs can be resumed."
+            )
         preflight_config = job.config
         preflight_config.validate()
         checkpoint = find_checkpoint(job.dir)
@@ -195,7 +198,7 @@ class JobManager:
             status = job.status()
             state = status.get("status")
             if state == "running":
-                if pid_alive(status.get("pid")):
+                if pid_alive(status.get("pid"), job.id):
                     self._foreign = job.id
                 else:
                     job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
@@ -242,7 +245,7 @@ class JobManager:
         if self._foreign is None:
             return
         job = TrainingJob(self.root / self._foreign)
-        while pid_alive(job.status().get("pid")) and not self._closed:
+        while pid_alive(job.status().get("pid"), job.id) and not self._closed:
             time.sleep(self.poll_s)
         if job.status().get("status") == "running":
             job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
@@ -278,12 +281,18 @@ class JobManager:
             else:
                 tail = job.log_tail(3).replace("\n", " | ")
                 job.update_status(
-                    status="failed", message=f"The training process exited with code {code}: {tail}", ended=now()
+                    status="failed",
+                    message=f"The training process exited with code {code}: {tail}",
+                    ended=now(),
                 )
 
 
 def _interrupted_message(job: TrainingJob, signal_number: int | None = None) -> str:
-    how = f"killed by signal {signal_number}" if signal_number else "its process is gone (app restart or crash)"
+    how = (
+        f"killed by signal {signal_number}" if signal_number else "its process is gone (app restart or crash)"
+    )
     checkpoint = find_checkpoint(job.dir)
-    where = f"resume continues from {checkpoint.name}" if checkpoint else "no checkpoint yet: resume starts over"
+    where = (
+        f"resume continues from {checkpoint.name}" if checkpoint else "no checkpoint yet: resume starts over"
+    )
     return f"Interrupted: {how}; {where}."

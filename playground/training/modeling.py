@@ -25,7 +25,7 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 def resolve_target_modules(spec: str | list[str]) -> list[str] | str:
-    """"q,v" | "attention" | "all-linear" | explicit names -> what peft's LoraConfig takes."""
+    """ "q,v" | "attention" | "all-linear" | explicit names -> what peft's LoraConfig takes."""
     items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", spec or "") if s]
     if not items:
         raise PlaygroundError("target_modules is empty: use q,v, attention, all-linear or module names")
@@ -84,7 +84,9 @@ def check_targets_offline(config: TrainingConfig) -> None:
             skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
     except Exception:  # noqa: BLE001 - the job itself reports load errors with full context
         return
-    check_target_modules(resolve_target_modules(config.target_modules), linear_module_names(skeleton), folder.name)
+    check_target_modules(
+        resolve_target_modules(config.target_modules), linear_module_names(skeleton), folder.name
+    )
 
 
 @dataclass
@@ -104,7 +106,9 @@ def choose_method(config: TrainingConfig) -> str:
 
     cuda = torch.cuda.is_available()
     if config.method == "qlora" and not cuda:
-        raise PlaygroundError("QLoRA needs a CUDA GPU (4-bit bitsandbytes); on CPU choose method lora or auto.")
+        raise PlaygroundError(
+            "QLoRA needs a CUDA GPU (4-bit bitsandbytes); on CPU choose method lora or auto."
+        )
     if config.method == "auto":
         return "qlora" if cuda else "lora"
     return config.method
@@ -125,7 +129,9 @@ def load_base(config: TrainingConfig) -> Base:
     notes = list(loaded.notes)
     if method == "qlora" and not loaded.quantization:
         if config.method == "qlora":
-            raise PlaygroundError("QLoRA needs bitsandbytes, which is not installed: pip install bitsandbytes.")
+            raise PlaygroundError(
+                "QLoRA needs bitsandbytes, which is not installed: pip install bitsandbytes."
+            )
         method = "lora"
         notes.append("bitsandbytes missing: trained LoRA on a bf16 base instead of QLoRA.")
     return Base(
@@ -146,12 +152,21 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
     if checkpointing is None:
         checkpointing = base.method == "qlora"
     if base.method == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     elif checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     if init_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        try:
+            model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise PlaygroundError(
+                f"The adapter {init_adapter.name} does not fit {base.name} (trained on another base model?): {exc}"
+            ) from exc
     else:
         lora = LoraConfig(
             r=config.r,

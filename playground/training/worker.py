@@ -24,7 +24,6 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
     from playground.training.trainer import Trainer
 
     job = TrainingJob(job_dir)
-    job.stop_file.unlink(missing_ok=True)
     job.update_status(status="running", pid=os.getpid(), message="starting", started=now())
     terminated = False
 
@@ -70,7 +69,9 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
     message = f"finished {result.step} steps, final loss {metrics.get('final_loss'):.4f}"
     if metrics.get("eval_perplexity") is not None:
         message += f", eval perplexity {metrics['eval_perplexity']:.2f}"
-    return job.update_status(status="finished", message=message, adapter=result.adapter, metrics=metrics, ended=now())
+    return job.update_status(
+        status="finished", message=message, adapter=result.adapter, metrics=metrics, ended=now()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ from playground.ui.chat import build_chat_tab
 from playground.ui.compare import build_compare_tab
 from playground.ui.leaderboard import build_leaderboard_tab
 from playground.ui.model_bar import build_model_bar, model_status
+from playground.ui.prompt_lab import build_prompt_lab_tab
+from playground.ui.training import build_training_tab
 
 TITLE = "LLM playground"
 CSS = """
@@ -22,7 +24,9 @@ footer { display: none !important; }
 # (tab label, tab id, builder). Each builder lays out one tab inside an open gr.Tab.
 TABS: list[tuple[str, str, Callable[[AppContext], None]]] = [
     ("Chat", "chat", build_chat_tab),
+    ("Prompt lab", "prompt-lab", build_prompt_lab_tab),
     ("Side by side", "compare", build_compare_tab),
+    ("Training", "training", build_training_tab),
     ("Leaderboard", "leaderboard", build_leaderboard_tab),
 ]
 

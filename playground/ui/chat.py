@@ -139,4 +139,20 @@ def build_chat_tab(ctx: AppContext) -> None:
     regen_event = regenerate.click(drop_last_answer, chatbot, chatbot, queue=False).then(**run)
     stop.click(on_stop, None, None, queue=False)
     clear.click(lambda: ([], "", ""), None, outputs, queue=False)
+
+    def chat(
+        message: str,
+        system: str = "",
+        max_new_tokens: int = 128,
+        temperature: float = 0.7,
+        seed: int = 0,
+    ) -> Iterator[str]:
+        """One-turn chat for scripts: streams the growing answer of the resident model."""
+        settings = decoding_from_ui(temperature, 0.9, 50, max_new_tokens, 1.0, seed)
+        with ctx.models.use() as loaded:
+            prompt = loaded.default_template.render(message, system=system or None, tokenizer=loaded.tokenizer)
+            for update in stream_generate(loaded, prompt, settings):
+                yield update.text
+
+    gr.api(user_errors(chat), api_name="chat", concurrency_id="model", concurrency_limit=1)
     del submit_event, send_event, regen_event

@@ -133,6 +133,10 @@ def describe(s: DecodingSettings) -> str:
     return ", ".join(parts)
 
 
+def _summary(s: DecodingSettings) -> str:
+    return f"{describe(s)} · max {s.max_new_tokens} new tokens"
+
+
 def _seed(seed: float | None) -> int | None:
     return None if seed is None or seed < 0 else int(seed)
 
@@ -147,6 +151,14 @@ def _template(loaded: LoadedModel, name: str, custom: str) -> PromptTemplate:
     return get_template(name)
 
 
+def _prompt(
+    loaded: LoadedModel, instruction: str, input: str, template_name: str, custom: str, system: str
+) -> str:
+    if not instruction.strip():
+        raise PlaygroundError("Type an instruction first.")
+    return _render(loaded, _template(loaded, template_name, custom), system, instruction, input)
+
+
 def _render(
     loaded: LoadedModel, template: PromptTemplate, system: str, instruction: str, input: str = ""
 ) -> str:
@@ -156,9 +168,9 @@ def _render(
 # ---------------------------------------------------------------- output formatting
 
 
-def column_text(result: ColumnResult) -> str:
+def column_text(result: ColumnResult, n_samples: int = 1) -> str:
     if len(result.texts) == 1:
-        note = "\n\n(deterministic: every draw is the same)" if result.deterministic else ""
+        note = "\n\n(deterministic: every draw is the same)" if n_samples > 1 else ""
         return result.texts[0] + note
     seed = result.settings.seed or 0
     return "\n\n".join(f"── draw {i + 1} (seed {seed + i}) ──\n{t}" for i, t in enumerate(result.texts))
@@ -317,39 +329,31 @@ def _build_columns(ctx: AppContext, shared: tuple[gr.Dropdown, gr.Textbox, gr.Te
         queue=False,
     )
 
+    prompt_inputs = (instruction, extra, *shared)
+    column_knobs = [knob_inputs[i * len(KNOBS) : (i + 1) * len(KNOBS)] for i in range(MAX_COLUMNS)]
+
+    # Inputs given as a set arrive as one {component: value} dict: the columns' knobs are many.
     @user_errors
-    def on_run(
-        n: float,
-        n_samples: float,
-        seed_value: float | None,
-        instruction_text: str,
-        input_text: str,
-        template_name: str,
-        custom_text: str,
-        system_text: str,
-        *knob_values: Any,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),
-    ) -> list[Any]:
-        if not instruction_text.strip():
-            raise PlaygroundError("Type an instruction to send to every column.")
-        per = len(KNOBS)
+    def on_run(v: dict[Any, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> list[Any]:
         columns = []
-        for i in range(int(n)):
-            settings = settings_from_knobs(*knob_values[i * per : (i + 1) * per])
-            columns.append(Column(f"{i + 1}. {describe(settings)}", settings))
+        for knobs in column_knobs[: int(v[n_columns])]:
+            settings = settings_from_knobs(*(v[k] for k in knobs))
+            columns.append(Column(f"{len(columns) + 1}. {describe(settings)}", settings))
         flag = _new_stop_flag(request)
         progress(0.05, desc=f"Generating {len(columns)} columns")
         with ctx.models.use() as loaded:
-            template = _template(loaded, template_name, custom_text)
-            prompt = _render(loaded, template, system_text, instruction_text, input_text)
-            results = compare_columns(loaded, prompt, columns, int(n_samples), _seed(seed_value), flag)
+            prompt = _prompt(loaded, *(v[c] for c in prompt_inputs))
+            results = compare_columns(loaded, prompt, columns, int(v[samples]), _seed(v[seed]), flag)
         values: list[Any] = []
         for i in range(MAX_COLUMNS):
-            values += [column_text(results[i]), column_stats(results[i])] if i < len(results) else ["", ""]
+            values += (
+                [column_text(results[i], int(v[samples])), column_stats(results[i])]
+                if i < len(results)
+                else ["", ""]
+            )
         return values + [prompt]
 
-    inputs = [n_columns, samples, seed, instruction, extra, *shared, *knob_inputs]
+    inputs = {n_columns, samples, seed, *prompt_inputs, *knob_inputs}
     run.click(on_run, inputs, outputs + [preview], concurrency_id="model", concurrency_limit=1)
     stop.click(_on_stop, None, None, queue=False)
     _build_sweep(ctx, shared, instruction, extra, samples, seed, knob_inputs[: len(KNOBS)])
@@ -361,6 +365,7 @@ def _build_one_column(i: int) -> tuple[list[gr.components.Component], gr.Textbox
     mode0, t0, p0, k0, b0, lp0, nr0, rep0 = knobs_from_settings(preset)
     gr.Markdown(f"### Column {i + 1}")
     preset_box = gr.Dropdown(list(PRESETS), value=preset_name, label="Preset", elem_id=f"compare-preset-{i}")
+    summary = gr.Markdown(_summary(preset.with_(max_new_tokens=64)), elem_id=f"compare-summary-{i}")
     with gr.Accordion("Settings", open=False):
         mode = gr.Radio(MODES, value=mode0, label="Decoding", elem_id=f"compare-mode-{i}")
         temperature = gr.Slider(0.05, 2, value=t0, step=0.05, label="Temperature", visible=mode0 == "sample")
@@ -378,6 +383,14 @@ def _build_one_column(i: int) -> tuple[list[gr.components.Component], gr.Textbox
     knobs = [mode, temperature, top_p, top_k, beams, length_penalty, no_repeat, rep, max_new]
 
     preset_box.change(lambda name: knobs_from_settings(PRESETS[name]), preset_box, knobs[:-1], queue=False)
+    # The settings sit in a closed accordion, so the line above it says what the column will run.
+    gr.on(
+        [k.change for k in knobs],
+        lambda *values: _summary(settings_from_knobs(*values)),
+        knobs,
+        summary,
+        queue=False,
+    )
     mode.change(
         lambda m: [gr.update(visible=m == "sample")] * 3 + [gr.update(visible=m == "beam")] * 2,
         mode,
@@ -417,49 +430,29 @@ def _build_sweep(
             elem_id="sweep-table",
         )
 
+    prompt_inputs = (instruction, extra, *shared)
+
     @user_errors
     def on_sweep(
-        param_name: str,
-        values_text: str,
-        n_samples: float,
-        seed_value: float | None,
-        instruction_text: str,
-        input_text: str,
-        template_name: str,
-        custom_text: str,
-        system_text: str,
-        *knob_values: Any,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),
+        v: dict[Any, Any], request: gr.Request, progress: gr.Progress = gr.Progress()
     ) -> tuple[Any, list[list[Any]]]:
-        if not instruction_text.strip():
-            raise PlaygroundError("Type an instruction to sweep on.")
-        points_in = parse_values(values_text, param_name)
-        base = settings_from_knobs(*knob_values)
+        values_in = parse_values(v[values], v[param])
+        base = settings_from_knobs(*(v[k] for k in first_column))
         flag = _new_stop_flag(request)
-        progress(0.05, desc=f"Sweeping {param_name} over {len(points_in)} values")
+        progress(0.05, desc=f"Sweeping {v[param]} over {len(values_in)} values")
         with ctx.models.use() as loaded:
-            template = _template(loaded, template_name, custom_text)
-            prompt = _render(loaded, template, system_text, instruction_text, input_text)
-            points = sweep(
-                loaded, prompt, base, param_name, points_in, int(n_samples), _seed(seed_value), flag
-            )
+            prompt = _prompt(loaded, *(v[c] for c in prompt_inputs))
+            points = sweep(loaded, prompt, base, v[param], values_in, int(v[samples]), _seed(v[seed]), flag)
         rows = [
-            [
-                p.value,
-                round(p.distinct_1, 3),
-                round(p.distinct_2, 3),
-                round(p.mean_length, 1),
-                round(p.mean_perplexity, 2),
-                p.texts[0][:200],
-            ]
+            [p.value, round(p.distinct_1, 3), round(p.distinct_2, 3), round(p.mean_length, 1)]
+            + [round(p.mean_perplexity, 2), p.texts[0][:200]]
             for p in points
         ]
-        return sweep_figure(points, param_name), rows
+        return sweep_figure(points, v[param]), rows
 
     run.click(
         on_sweep,
-        [param, values, samples, seed, instruction, extra, *shared, *first_column],
+        {param, values, samples, seed, *prompt_inputs, *first_column},
         [plot, table],
         concurrency_id="model",
         concurrency_limit=1,

@@ -1,0 +1,394 @@
+"""Fast batch-1 decoding: a static KV cache and the one-token step replayed as a CUDA graph.
+
+At batch 1 a 7B model spends most of each `generate()` step launching kernels from Python
+(hundreds per token), not reading weights. Here the prompt is prefilled eagerly into a
+static cache, the one-token forward is captured once as a CUDA graph, and every later token
+is one graph replay plus a few sampling kernels. The graph and its cache are kept on the
+model and reused by later requests of the same cache size.
+
+`decode_tokens` is the loop (eager steps where graphs are off, e.g. on CPU in tests);
+`fast_generate` is the drop-in that `stream.py` calls, returning None where it does not apply
+so that the caller uses plain `generate()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from playground.generation.settings import DecodingSettings
+
+log = logging.getLogger(__name__)
+
+# "0" turns the fast path off (then stream.py always uses generate()).
+ENV_SWITCH = "PLAYGROUND_FAST_DECODE"
+
+# generate() options that add logits processors this loop does not implement: a model whose
+# generation_config sets any of them away from the default falls back to generate().
+_UNSUPPORTED_GENERATION_OPTIONS = (
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "bad_words_ids",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "sequence_bias",
+    "min_length",
+    "min_new_tokens",
+    "exponential_decay_length_penalty",
+    "encoder_repetition_penalty",
+    "typical_p",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "min_p",
+    "guidance_scale",
+    "watermarking_config",
+)
+
+
+@dataclass(frozen=True)
+class FastDecodeConfig:
+    """`cuda_graph=False` runs the same loop with eager steps (CPU, debugging)."""
+
+    cuda_graph: bool = True
+    # The cache length is rounded up to a multiple of this so that one captured graph serves
+    # many chat turns; every step attends over the whole cache, so the bucket stays small.
+    cache_bucket: int = 256
+
+
+class _Busy(Exception):
+    """Another request is decoding with this model's graph right now."""
+
+
+def unsupported_reason(
+    model: Any, settings: DecodingSettings, input_ids: torch.Tensor, require_cuda: bool = True
+) -> str | None:
+    """Why the fast loop cannot serve this request, or None when it can."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return f"turned off by {ENV_SWITCH}=0"
+    if settings.num_beams > 1:
+        return "beam search"
+    if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        return "batch size is not 1"
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = base.config
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder model"
+    if model.training:
+        return "model is in training mode"
+    if not getattr(base, "_can_compile_fullgraph", False):
+        return f"{type(base).__name__} does not declare static-shape (graph-safe) support"
+    devices = {str(d) for d in (getattr(base, "hf_device_map", None) or {}).values()}
+    if len(devices) > 1:
+        return "model is spread over several devices"
+    device = input_ids.device
+    if require_cuda and device.type != "cuda":
+        return "not on a CUDA device"
+    needed = int(input_ids.shape[1]) + int(settings.max_new_tokens)
+    layer_types = _layer_types(config)
+    if any(t not in ("full_attention", "sliding_attention") for t in layer_types):
+        return "model has attention layers other than full or sliding attention"
+    window = getattr(config, "sliding_window", None)
+    if "sliding_attention" in layer_types and window is not None and needed > int(window):
+        # Within the window sliding attention equals full attention; beyond it the cache rolls.
+        return f"prompt plus new tokens ({needed}) exceed the sliding window ({window})"
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        from transformers import GenerationConfig
+
+        default = GenerationConfig()
+        for key in _UNSUPPORTED_GENERATION_OPTIONS:
+            if getattr(gen, key, None) != getattr(default, key, None):
+                return f"generation_config sets {key}"
+    return None
+
+
+def _layer_types(config: Any) -> list[str]:
+    from transformers.cache_utils import get_layer_types_and_kwargs
+
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    return list(get_layer_types_and_kwargs(text)[0])
+
+
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The ids that end an answer, as generate() sees them (model's generation_config first)."""
+    gen = getattr(model, "generation_config", None)
+    eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return set()
+    return {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
+
+
+class _Runner:
+    """A static cache for one model and cache length, plus the captured one-token step."""
+
+    def __init__(self, model: Any, max_len: int, use_graph: bool) -> None:
+        from transformers.cache_utils import Cache, StaticLayer
+
+        self.model = model
+        self.max_len = max_len
+        self.use_graph = use_graph
+        self.lock = threading.Lock()
+        n_layers = len(_layer_types(_base(model).config))
+        # Plain static layers for sliding-window models too: unsupported_reason keeps the cache
+        # within the window, where the two are the same and the plain one is graph-safe.
+        self.cache = Cache(layers=[StaticLayer(max_cache_len=max_len) for _ in range(n_layers)])
+        self.graph: Any = None
+        self.static_ids: torch.Tensor | None = None
+        self.static_logits: torch.Tensor | None = None
+        self.signature = _signature(model)
+
+    def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
+        self.cache.reset()
+        kwargs = {"logits_to_keep": 1} if _takes_logits_to_keep(self.model) else {}
+        out = self.model(input_ids=input_ids, past_key_values=self.cache, use_cache=True, **kwargs)
+        return out.logits[:, -1, :]
+
+    def ensure_graph(self) -> None:
+        """Capture the one-token step once; the cache must hold a prefilled prompt."""
+        if not self.use_graph or self.graph is not None:
+            return
+        device = self.cache.layers[0].keys.device
+        self.static_ids = torch.zeros((1, 1), dtype=torch.long, device=device)
+        lengths = [layer.cumulative_length.clone() for layer in self.cache.layers]
+        # Warm-up runs (lazy initialisations, cuBLAS workspaces) belong outside the capture;
+        # they advance the cache, so the lengths are put back afterwards.
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._eager_step(self.static_ids)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self._restore(lengths)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: CUDA work of other threads (another model, the UI) does not void the capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self.static_logits = self._eager_step(self.static_ids)
+        self._restore(lengths)
+        self.graph = graph
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        if self.graph is None:
+            return self._eager_step(token.view(1, 1))
+        self.static_ids.copy_(token.view(1, 1))
+        self.graph.replay()
+        return self.static_logits
+
+    def _eager_step(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids, past_key_values=self.cache, use_cache=True).logits[:, -1, :]
+
+    def _restore(self, lengths: list[torch.Tensor]) -> None:
+        for layer, length in zip(self.cache.layers, lengths):
+            layer.cumulative_length.copy_(length)
+
+
+def _base(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _takes_logits_to_keep(model: Any) -> bool:
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(_base(model).forward).parameters
+
+
+def _signature(model: Any) -> tuple:
+    """Changes whenever a captured graph would be stale: other weights, other active adapter."""
+    ptrs = tuple(p.data_ptr() for p in model.parameters())
+    adapters: tuple = ()
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        BaseTunerLayer = ()  # noqa: N806 - isinstance(x, ()) is always False
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            adapters = (tuple(module.active_adapters), bool(module.disable_adapters), bool(module.merged))
+            break
+    return ptrs, adapters, model.training
+
+
+_RUNNERS_LOCK = threading.Lock()
+
+
+def _runner_for(model: Any, max_len: int, config: FastDecodeConfig, device: torch.device) -> _Runner:
+    use_graph = config.cuda_graph and device.type == "cuda"
+    with _RUNNERS_LOCK:
+        runner = getattr(model, "_playground_fast_decode", None)
+        if runner is not None and runner.lock.locked():
+            raise _Busy()
+        if (
+            runner is None
+            or runner.max_len != max_len
+            or runner.use_graph != use_graph
+            or runner.signature != _signature(model)
+        ):
+            # Only one runner per model: the old graph and cache are freed before the new ones.
+            model._playground_fast_decode = None
+            runner = None
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            runner = _Runner(model, max_len, use_graph)
+            model._playground_fast_decode = runner
+        runner.lock.acquire()
+        return runner
+
+
+def _cache_length(needed: int, model: Any, config: FastDecodeConfig) -> int:
+    bucket = max(1, config.cache_bucket)
+    length = -(-needed // bucket) * bucket
+    base_config = _base(model).config
+    for limit in (getattr(base_config, "sliding_window", None), getattr(base_config, "max_position_embeddings", None)):
+        if limit:
+            length = min(length, max(int(limit), needed))
+    return length
+
+
+class _Picker:
+    """Turns logits into the next token on the device, as generate()'s processors would."""
+
+    def __init__(self, settings: DecodingSettings, prompt_ids: torch.Tensor, vocab: int) -> None:
+        self.settings = settings
+        self.seen: torch.Tensor | None = None
+        if settings.repetition_penalty != 1.0:
+            self.seen = torch.zeros(vocab, dtype=torch.bool, device=prompt_ids.device)
+            self.seen[prompt_ids.view(-1)] = True
+        self.n = int(settings.no_repeat_ngram_size)
+        self.history = [int(t) for t in prompt_ids.view(-1).tolist()] if self.n > 0 else []
+        self.ngrams: dict[tuple[int, ...], set[int]] = {}
+        for end in range(self.n, len(self.history) + 1) if self.n > 0 else ():
+            self._add_ngram(self.history[end - self.n : end])
+
+    def _add_ngram(self, gram: list[int]) -> None:
+        self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+
+    def pick(self, logits: torch.Tensor) -> torch.Tensor:
+        s = self.settings
+        scores = logits.float().view(-1)
+        if self.seen is not None:
+            p = float(s.repetition_penalty)
+            penalised = torch.where(scores < 0, scores * p, scores / p)
+            scores = torch.where(self.seen, penalised, scores)
+        if self.n > 0 and len(self.history) + 1 >= self.n:
+            banned = self.ngrams.get(tuple(self.history[len(self.history) - self.n + 1 :]), ())
+            if banned:
+                scores = scores.index_fill(0, torch.tensor(sorted(banned), device=scores.device), -float("inf"))
+        if not s.do_sample:
+            token = scores.argmax().view(1)
+        else:
+            token = torch.multinomial(torch.softmax(_warp(scores, s), dim=-1), 1)
+        return token
+
+    def seen_token(self, token: torch.Tensor, value: int) -> None:
+        if self.seen is not None:
+            self.seen[token] = True
+        if self.n > 0:
+            self.history.append(value)
+            if len(self.history) >= self.n:
+                self._add_ngram(self.history[-self.n :])
+
+
+def _warp(scores: torch.Tensor, s: DecodingSettings) -> torch.Tensor:
+    """Temperature, then top-k, then top-p: generate()'s warpers, in its order."""
+    if s.temperature != 1.0:
+        scores = scores / float(s.temperature)
+    if s.top_k > 0:
+        kth = torch.topk(scores, min(int(s.top_k), scores.numel())).values[-1]
+        scores = scores.masked_fill(scores < kth, -float("inf"))
+    if s.top_p < 1.0:
+        ordered, order = torch.sort(scores, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        drop = cumulative <= (1 - float(s.top_p))
+        drop[-1] = False
+        scores = scores.masked_fill(drop.scatter(0, order, drop), -float("inf"))
+    return scores
+
+
+def decode_tokens(
+    model: Any,
+    input_ids: torch.Tensor,
+    settings: DecodingSettings,
+    eos: set[int],
+    should_stop: Callable[[], bool] | None = None,
+    config: FastDecodeConfig | None = None,
+) -> Iterator[int]:
+    """Yield new token ids one by one (the eos that ends the answer included).
+
+    Call `unsupported_reason` first; run under torch.inference_mode().
+    """
+    config = config or FastDecodeConfig()
+    device = input_ids.device
+    needed = int(input_ids.shape[1]) + int(settings.max_new_tokens)
+    runner = _runner_for(model, _cache_length(needed, model, config), config, device)
+    try:
+        logits = runner.prefill(input_ids)
+        runner.ensure_graph()
+        picker = _Picker(settings, input_ids, logits.shape[-1])
+        for i in range(int(settings.max_new_tokens)):
+            token = picker.pick(logits)
+            value = int(token)
+            yield value
+            picker.seen_token(token, value)
+            if value in eos or i + 1 == settings.max_new_tokens:
+                return
+            if should_stop is not None and should_stop():
+                return
+            logits = runner.step(token)
+    finally:
+        runner.lock.release()
+
+
+def fast_generate(
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    settings: DecodingSettings,
+    streamer: Any,
+    stop: threading.Event,
+    tokenizer: Any,
+    config: FastDecodeConfig | None = None,
+) -> torch.Tensor | None:
+    """generate() for batch-1 chat on CUDA: returns the new ids, or None to use generate().
+
+    Feeds `streamer` like generate() does (prompt first, then each token, then end()).
+    """
+    input_ids = inputs["input_ids"]
+    mask = inputs.get("attention_mask")
+    reason = unsupported_reason(model, settings, input_ids)
+    if reason is None and mask is not None and not bool(mask.all()):
+        reason = "the prompt has padding"
+    if reason is not None:
+        if input_ids.device.type == "cuda":
+            log.info("fast decode not used: %s", reason)
+        return None
+    steps = decode_tokens(model, input_ids, settings, eos_ids(model, tokenizer), stop.is_set, config)
+    try:
+        first = next(steps)
+    except _Busy:
+        log.info("fast decode not used: another request is decoding with this model")
+        return None
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nothing was streamed yet, so generate() can take over
+        log.warning("fast decode failed before the first token (%s: %s); using generate()", type(exc).__name__, exc)
+        model._playground_fast_decode = None
+        return None
+    tokens = [first]
+    try:
+        if streamer is not None:
+            streamer.put(input_ids.cpu())
+            streamer.put(torch.tensor([first]))
+        for value in steps:
+            tokens.append(value)
+            if streamer is not None:
+                streamer.put(torch.tensor([value]))
+    finally:
+        steps.close()
+    if streamer is not None:
+        streamer.end()
+    return torch.tensor(tokens, dtype=torch.long, device=input_ids.device)

@@ -1,0 +1,439 @@
+"""Training tab: LoRA/QLoRA jobs launched from the browser, with live loss and eval curves.
+
+The job runs in its own process (playground.training.JobManager); this tab only submits,
+polls the job's event file every two seconds, and draws what it finds.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from playground.context import AppContext
+from playground.errors import PlaygroundError
+from playground.prompts.templates import TEMPLATES
+from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
+from playground.training.config import LOSS_MODES
+from playground.ui.common import user_errors
+from playground.ui.data_picker import build_data_picker, resolve_path
+
+# Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
+PRESETS: dict[str, dict[str, Any]] = {
+    "CPU demo (135M, a minute)": dict(
+        method="lora",
+        r=8,
+        alpha=16,
+        target_modules="q,v",
+        lr=1e-3,
+        max_steps=30,
+        micro_batch=4,
+        grad_accum=1,
+        max_length=256,
+        eval_every=10,
+        save_every=10,
+        first_n=200,
+        eval_size=16,
+    ),
+    "7B QLoRA (homework)": dict(
+        method="qlora",
+        r=64,
+        alpha=16,
+        target_modules="q,v",
+        lr=2e-4,
+        max_steps=0,
+        epochs=1,
+        micro_batch=4,
+        grad_accum=4,
+        max_length=512,
+        eval_every=50,
+        save_every=50,
+        first_n=3000,
+        eval_size=100,
+    ),
+}
+FORM_FIELDS = [
+    "first_n",
+    "eval_size",
+    "loss_mode",
+    "method",
+    "r",
+    "alpha",
+    "dropout",
+    "target_modules",
+    "lr",
+    "scheduler",
+    "warmup_steps",
+    "epochs",
+    "max_steps",
+    "micro_batch",
+    "grad_accum",
+    "max_length",
+    "seed",
+    "eval_every",
+    "save_every",
+]
+
+
+def curves_figure(events: list[dict[str, Any]], title: str = "") -> go.Figure:
+    steps = [e for e in events if e.get("type") == "step"]
+    evals = [e for e in events if e.get("type") == "eval"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(
+        x=[e["step"] for e in steps], y=[e["loss"] for e in steps], name="training loss", mode="lines"
+    )
+    if evals:
+        key = "eval_perplexity" if "eval_perplexity" in evals[0] else "mean_perplexity"
+        fig.add_scatter(
+            x=[e["step"] for e in evals],
+            y=[e.get(key) for e in evals],
+            name="eval perplexity",
+            mode="lines+markers",
+            secondary_y=True,
+        )
+    fig.update_layout(
+        title=title or "Learning curves", height=360, margin={"l": 40, "r": 40, "t": 50, "b": 40}
+    )
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="eval perplexity", secondary_y=True)
+    return fig
+
+
+def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
+    start = next((e for e in reversed(events) if e.get("type") == "start"), {})
+    last = next((e for e in reversed(events) if e.get("type") == "step"), None)
+    total = start.get("total_steps") or status.get("total_steps") or 0
+    state = status.get("status", "?")
+    lines = [f"**Status:** {state}" + (f" — {status.get('message')}" if status.get("message") else "")]
+    if last and total:
+        done = last["step"] / total
+        bar = "█" * int(done * 30) + "░" * (30 - int(done * 30))
+        lines.append(
+            f"`{bar}` step {last['step']}/{total} · loss {last['loss']:.4f} · lr {last['lr']:.2e} · "
+            f"grad-norm {last.get('grad_norm', 0):.2f} · {last.get('tokens_per_s', 0):.0f} tokens/s · "
+            f"ETA {last.get('eta_s', 0):.0f} s"
+        )
+    if start.get("notes"):
+        lines += [f"- {n}" for n in start["notes"]]
+    if status.get("adapter"):
+        lines.append(f"**Adapter saved:** `{status['adapter']}`")
+    return "\n".join(lines)
+
+
+def masked_html(pieces: list[tuple[str, bool]]) -> str:
+    spans = [
+        f"<span class='{'trained-token' if trained else 'masked-token'}'>{html.escape(text)}</span>"
+        for text, trained in pieces
+    ]
+    return (
+        "<div id='masked-example' style='white-space:pre-wrap;font-family:monospace;line-height:1.6'>"
+        + "".join(spans)
+        + "</div><div style='font-size:12px;color:#6b7280'>grey: prompt (label -100, no loss); "
+        "black: trained tokens</div>"
+    )
+
+
+def _jobs_frame(jobs: Any) -> pd.DataFrame:
+    rows = [
+        {
+            "id": j.id,
+            "status": j.status,
+            "model": j.model,
+            "output": j.output or "",
+            "checkpoint step": j.checkpoint_step or "",
+            "message": j.message[:80],
+        }
+        for j in jobs.jobs()
+    ]
+    return pd.DataFrame(rows or [{"id": "", "status": "no jobs yet"}])
+
+
+def _adapters_frame() -> pd.DataFrame:
+    rows = [
+        {
+            "name": a.name,
+            "base model": a.base_model,
+            "created": a.created,
+            **{k: round(v, 4) for k, v in a.metrics.items() if isinstance(v, (int, float))},
+        }
+        for a in list_adapters()
+    ]
+    return pd.DataFrame(rows or [{"name": "no adapters yet"}])
+
+
+def build_training_tab(ctx: AppContext) -> None:
+    jobs = ctx.jobs
+    with gr.Row():
+        with gr.Column(scale=2):
+            model = gr.Textbox(
+                ctx.models.current.name if ctx.models.current else "smollm2-135m-instruct",
+                label="Base model (preset, HF id or folder)",
+                elem_id="train-model",
+            )
+            data = build_data_picker("Training data", "poem_continuation_train.json", elem_id="train-data")
+            eval_data = build_data_picker("Eval data (optional)", "", elem_id="train-eval", allow_none=True)
+            template = gr.Dropdown([t.name for t in TEMPLATES.values()], value="alpaca", label="Template")
+            output = gr.Textbox(
+                label="Adapter name (adapters/NAME)", placeholder="e.g. tang-lora", elem_id="train-output"
+            )
+            resume_from = gr.Dropdown(
+                ["(none)"] + [a.name for a in list_adapters()], value="(none)", label="Continue from adapter"
+            )
+        with gr.Column(scale=3):
+            preset = gr.Dropdown(
+                list(PRESETS), value=list(PRESETS)[0], label="Preset", elem_id="train-preset"
+            )
+            defaults = {**TrainingConfig().to_dict(), **PRESETS[list(PRESETS)[0]]}
+            with gr.Row():
+                first_n = gr.Number(defaults["first_n"], label="First N examples (0 = all)", precision=0)
+                eval_size = gr.Number(defaults["eval_size"], label="Held-out examples", precision=0)
+                loss_mode = gr.Dropdown(list(LOSS_MODES), value=defaults["loss_mode"], label="Loss on")
+                method = gr.Dropdown(["auto", "lora", "qlora"], value=defaults["method"], label="Method")
+            with gr.Row():
+                r = gr.Number(defaults["r"], label="r", precision=0)
+                alpha = gr.Number(defaults["alpha"], label="alpha")
+                dropout = gr.Number(defaults["dropout"], label="dropout")
+                target_modules = gr.Dropdown(
+                    ["q,v", "attention", "all-linear"],
+                    value=defaults["target_modules"],
+                    label="Target modules",
+                    allow_custom_value=True,
+                )
+            with gr.Row():
+                lr = gr.Number(defaults["lr"], label="Learning rate")
+                scheduler = gr.Dropdown(
+                    ["linear", "cosine", "constant"], value=defaults["scheduler"], label="Scheduler"
+                )
+                warmup_steps = gr.Number(defaults["warmup_steps"], label="Warm-up steps", precision=0)
+                epochs = gr.Number(defaults["epochs"], label="Epochs")
+                max_steps = gr.Number(
+                    defaults["max_steps"],
+                    label="Max steps (0 = epochs)",
+                    precision=0,
+                    elem_id="train-max-steps",
+                )
+            with gr.Row():
+                micro_batch = gr.Number(defaults["micro_batch"], label="Micro-batch", precision=0)
+                grad_accum = gr.Number(defaults["grad_accum"], label="Grad accumulation", precision=0)
+                max_length = gr.Number(defaults["max_length"], label="Max length", precision=0)
+                seed = gr.Number(defaults["seed"], label="Seed", precision=0)
+                eval_every = gr.Number(defaults["eval_every"], label="Eval every", precision=0)
+                save_every = gr.Number(defaults["save_every"], label="Checkpoint every", precision=0)
+    form = [
+        first_n,
+        eval_size,
+        loss_mode,
+        method,
+        r,
+        alpha,
+        dropout,
+        target_modules,
+        lr,
+        scheduler,
+        warmup_steps,
+        epochs,
+        max_steps,
+        micro_batch,
+        grad_accum,
+        max_length,
+        seed,
+        eval_every,
+        save_every,
+    ]
+
+    with gr.Row():
+        preview_btn = gr.Button("Preview one formatted example", elem_id="train-preview")
+        start = gr.Button("Start training", variant="primary", elem_id="train-start")
+        stop = gr.Button("Stop (keeps the last checkpoint)", variant="stop", elem_id="train-stop")
+        resume = gr.Button("Resume selected job", elem_id="train-resume")
+    preview = gr.HTML(elem_id="train-preview-html")
+    job_id = gr.State(None)
+    offset = gr.State(0)
+    events_state = gr.State([])
+    status_md = gr.Markdown(elem_id="train-status")
+    chart = gr.Plot(label="Loss and eval perplexity", elem_id="train-chart")
+    log = gr.Textbox(label="Log", lines=6, interactive=False, elem_id="train-log")
+    jobs_table = gr.Dataframe(
+        _jobs_frame(jobs), label="Jobs (click one to follow it)", interactive=False, elem_id="train-jobs"
+    )
+    gr.Markdown("### Saved adapters")
+    adapters_table = gr.Dataframe(
+        _adapters_frame(),
+        label="Adapters (click one for its curve)",
+        interactive=False,
+        elem_id="train-adapters",
+    )
+    refresh = gr.Button("Refresh lists", size="sm")
+    adapter_chart = gr.Plot(label="Adapter curve")
+    timer = gr.Timer(2.0, active=False)
+
+    def config_from_form(
+        model_name, ex, up, eval_ex, eval_up, template_name, output_name, resume_name, *values
+    ):
+        data_path = resolve_path(ex, up)
+        if data_path is None:
+            raise PlaygroundError("Pick a training data set or upload one.")
+        eval_path = resolve_path(eval_ex, eval_up)
+        fields = dict(zip(FORM_FIELDS, values, strict=True))
+        for key in (
+            "first_n",
+            "eval_size",
+            "r",
+            "warmup_steps",
+            "max_steps",
+            "micro_batch",
+            "grad_accum",
+            "max_length",
+            "seed",
+            "eval_every",
+            "save_every",
+        ):
+            fields[key] = int(fields[key] or 0)
+        return TrainingConfig(
+            model=model_name.strip(),
+            data=str(data_path),
+            eval_data=str(eval_path) if eval_path else "",
+            template=template_name,
+            output=f"adapters/{output_name.strip()}" if output_name and output_name.strip() else "",
+            resume_from="" if resume_name in (None, "(none)") else resume_name,
+            **fields,
+        )
+
+    form_inputs = [model, *data.inputs, *eval_data.inputs, template, output, resume_from, *form]
+
+    def apply_preset(name: str):
+        values = {**TrainingConfig().to_dict(), **PRESETS[name]}
+        return [gr.update(value=values[f]) for f in FORM_FIELDS]
+
+    preset.change(apply_preset, preset, form, queue=False)
+
+    @user_errors
+    def on_preview(*inputs):
+        config = config_from_form(*inputs).resolved()
+        prepared = preflight(config)
+        with ctx.models.use() as loaded:
+            if loaded.name != config.model and loaded.source != config.model:
+                gr.Info(f"Preview uses the tokenizer of the loaded model {loaded.name}.")
+            formatted = format_example(
+                prepared.train[0],
+                loaded.tokenizer,
+                config.template or loaded.default_template,
+                config.loss_mode,
+                config.max_length,
+            )
+            pieces = render_masked(formatted, loaded.tokenizer)
+        head = (
+            f"<p>{len(prepared.train)} training and {len(prepared.eval)} held-out examples; this one has "
+            f"{len(formatted.input_ids)} tokens, {formatted.n_trained} of them trained.</p>"
+        )
+        return head + masked_html(pieces)
+
+    preview_btn.click(on_preview, form_inputs, preview, concurrency_id="model", concurrency_limit=1)
+
+    def jobs_frame() -> pd.DataFrame:
+        return _jobs_frame(jobs)
+
+    adapters_frame = _adapters_frame
+
+    @user_errors
+    def on_start(*inputs):
+        config = config_from_form(*inputs)
+        new_id = jobs.submit(config)
+        gr.Info(f"Job {new_id} queued.")
+        return (
+            new_id,
+            0,
+            [],
+            f"**Status:** queued ({new_id})",
+            curves_figure([]),
+            jobs_frame(),
+            gr.Timer(active=True),
+        )
+
+    start.click(
+        on_start,
+        form_inputs,
+        [job_id, offset, events_state, status_md, chart, jobs_table, timer],
+        queue=False,
+    )
+
+    def poll(current: str | None, since: int, seen: list[dict[str, Any]]):
+        if not current:
+            return since, seen, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        job = jobs.job(current)
+        new, since = job.events(since)
+        seen = seen + new
+        status = job.status()
+        active = status.get("status") in ("queued", "running")
+        return (
+            since,
+            seen,
+            progress_text(seen, status),
+            curves_figure(seen, f"Job {current}") if new or not active else gr.skip(),
+            job.log_tail(12),
+            jobs_frame(),
+            adapters_frame() if not active else gr.skip(),
+            gr.Timer(active=active),
+        )
+
+    timer.tick(
+        poll,
+        [job_id, offset, events_state],
+        [offset, events_state, status_md, chart, log, jobs_table, adapters_table, timer],
+        queue=False,
+    )
+
+    @user_errors
+    def on_stop(current: str | None) -> str:
+        if not current:
+            raise PlaygroundError("No job selected.")
+        jobs.stop(current)
+        return f"**Status:** stopping {current} (saving a checkpoint)..."
+
+    stop.click(on_stop, job_id, status_md, queue=False)
+
+    @user_errors
+    def on_resume(current: str | None):
+        if not current:
+            raise PlaygroundError("Select a job in the jobs table first.")
+        jobs.resume(current)
+        return 0, [], f"**Status:** queued again ({current})", gr.Timer(active=True)
+
+    resume.click(on_resume, job_id, [offset, events_state, status_md, timer], queue=False)
+
+    def on_job_select(table: pd.DataFrame, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        chosen = str(table.iloc[row]["id"])
+        if not chosen:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return chosen, 0, [], gr.Timer(active=True)
+
+    jobs_table.select(on_job_select, jobs_table, [job_id, offset, events_state, timer], queue=False)
+
+    def on_adapter_select(table: pd.DataFrame, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        name = str(table.iloc[row]["name"])
+        info = next((a for a in list_adapters() if a.name == name), None)
+        if info is None:
+            return gr.skip()
+        events = [{"type": "step", "step": s, "loss": loss} for s, loss in info.loss_history]
+        events += [
+            {"type": "eval", "step": e[0], "eval_perplexity": e[-1]} for e in info.eval_history if len(e) >= 2
+        ]
+        return curves_figure(events, f"Adapter {name}")
+
+    adapters_table.select(on_adapter_select, adapters_table, adapter_chart, queue=False)
+
+    def on_refresh():
+        return (
+            jobs_frame(),
+            adapters_frame(),
+            gr.update(choices=["(none)"] + [a.name for a in list_adapters()]),
+        )
+
+    refresh.click(on_refresh, None, [jobs_table, adapters_table, resume_from], queue=False)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+
+def test_three_columns_show_three_outputs(page):
+    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    page.get_by_role("tab", name="Side by side").click()
+    page.locator("#compare-instruction textarea").fill("Name three colors.")
+    page.locator("#compare-input textarea").fill("")
+    # The shared max-new-tokens box sets every column's own slider.
+    max_new = page.locator("#compare-max-new input")
+    max_new.fill("16")
+    max_new.press("Tab")
+    for i in range(3):
+        expect(page.locator(f"#compare-summary-{i}")).to_contain_text("max 16 new tokens")
+    assert page.locator("#compare-out-3").is_hidden(), "only the first three columns are shown"
+
+    page.locator("#compare-run").click()
+    outputs = [page.locator(f"#compare-out-{i} textarea") for i in range(3)]
+    for i, out in enumerate(outputs):
+        expect(out).not_to_have_value("", timeout=60_000)
+        stats = page.locator(f"#compare-stats-{i}")
+        expect(stats).to_contain_text("tokens/s")
+        tokens = [int(n) for n in re.search(r"new tokens ([\d, ]+)", stats.inner_text()).group(1).split(",")]
+        assert all(1 <= n <= 16 for n in tokens)
+    texts = [out.input_value() for out in outputs]
+    assert all(t.strip() for t in texts)
+    # Greedy and both sampling presets ran in one batched call.
+    expect(page.locator("#compare-stats-0")).to_contain_text("shared by 3 columns")
+    assert "greedy" in page.locator("#compare-stats-0").inner_text()
+    assert "T 1.2" in page.locator("#compare-stats-2").inner_text()

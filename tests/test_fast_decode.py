@@ -1,0 +1,169 @@
+"""The fast decode loop on CPU (eager steps, same code as the CUDA-graph path minus the capture)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from playground.generation import GREEDY, DecodingSettings, generate_text
+from playground.generation import fast_decode
+from playground.generation.fast_decode import (
+    FastDecodeConfig,
+    _warp,
+    decode_tokens,
+    eos_ids,
+    unsupported_reason,
+)
+from playground.models import LoadOptions, load_model
+
+PROMPTS = ["The quick brown fox", "床前明月光，", "Question: Is the following sentence plausible?"]
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_llama):
+    return load_model(str(tiny_llama), LoadOptions(precision="fp32"))
+
+
+@pytest.fixture(scope="module")
+def mistral(tiny_mistral):
+    return load_model(str(tiny_mistral), LoadOptions(precision="fp32"))
+
+
+def _ids(loaded, prompt: str) -> torch.Tensor:
+    return loaded.tokenizer(prompt, return_tensors="pt")["input_ids"]
+
+
+def _fast(loaded, prompt: str, settings: DecodingSettings, **kw) -> list[int]:
+    with torch.inference_mode():
+        return list(
+            decode_tokens(loaded.model, _ids(loaded, prompt), settings, eos_ids(loaded.model, loaded.tokenizer), **kw)
+        )
+
+
+def _reference(loaded, prompt: str, settings: DecodingSettings) -> list[int]:
+    ids = _ids(loaded, prompt)
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            **settings.generate_kwargs(),
+            pad_token_id=loaded.tokenizer.pad_token_id,
+        )
+    return out[0, ids.shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GREEDY.with_(max_new_tokens=24),
+        GREEDY.with_(max_new_tokens=24, repetition_penalty=1.4),
+        GREEDY.with_(max_new_tokens=24, no_repeat_ngram_size=2),
+    ],
+    ids=["greedy", "repetition-penalty", "no-repeat-2"],
+)
+def test_greedy_matches_generate(arch, settings, llama, mistral):
+    loaded = llama if arch == "llama" else mistral
+    for prompt in PROMPTS:
+        assert _fast(loaded, prompt, settings) == _reference(loaded, prompt, settings)
+
+
+def test_cached_runner_is_reused_and_reset_between_prompts(llama):
+    settings = GREEDY.with_(max_new_tokens=16)
+    _fast(llama, PROMPTS[0], settings)
+    runner = llama.model._playground_fast_decode
+    # A second, different prompt in the same cache bucket reuses the runner and must not see the first.
+    assert _fast(llama, PROMPTS[1], settings) == _reference(llama, PROMPTS[1], settings)
+    assert llama.model._playground_fast_decode is runner
+    assert not runner.lock.locked()
+    _fast(llama, PROMPTS[1], settings.with_(max_new_tokens=300), config=FastDecodeConfig(cache_bucket=64))
+    assert llama.model._playground_fast_decode is not runner
+
+
+def test_stop_ends_early_and_eos_ends_the_answer(llama):
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 3
+
+    settings = DecodingSettings(temperature=1.0, max_new_tokens=100, seed=1)
+    with torch.inference_mode():
+        # No eos, so only the stop can end it before 100 tokens.
+        got = list(decode_tokens(llama.model, _ids(llama, "Once"), settings, set(), should_stop))
+    assert len(got) == 3
+    first = _fast(llama, PROMPTS[0], GREEDY.with_(max_new_tokens=8))
+    with torch.inference_mode():
+        ended = list(decode_tokens(llama.model, _ids(llama, PROMPTS[0]), GREEDY.with_(max_new_tokens=8), {first[1]}))
+    assert ended == first[: first.index(first[1]) + 1]
+
+
+def test_sampling_is_seeded_and_follows_the_settings(llama):
+    hot = DecodingSettings(temperature=1.5, top_p=1.0, top_k=0, max_new_tokens=20)
+    torch.manual_seed(3)
+    a = _fast(llama, PROMPTS[0], hot)
+    torch.manual_seed(3)
+    b = _fast(llama, PROMPTS[0], hot)
+    torch.manual_seed(4)
+    c = _fast(llama, PROMPTS[0], hot)
+    assert a == b and a != c
+    # top-k 1 leaves one candidate, so sampling must give the greedy answer.
+    assert _fast(llama, PROMPTS[2], hot.with_(top_k=1)) == _fast(llama, PROMPTS[2], GREEDY.with_(max_new_tokens=20))
+
+
+def test_warpers_equal_generate_processors():
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    torch.manual_seed(0)
+    for temperature, top_k, top_p in [(0.7, 50, 0.9), (1.2, 10, 0.9), (0.1, 0, 0.3), (1.0, 5, 1.0)]:
+        scores = torch.randn(1, 500) * 3
+        want = TemperatureLogitsWarper(temperature)(None, scores.clone())
+        if top_k:
+            want = TopKLogitsWarper(top_k)(None, want)
+        if top_p < 1:
+            want = TopPLogitsWarper(top_p)(None, want)
+        settings = DecodingSettings(temperature=temperature, top_k=top_k, top_p=top_p)
+        got = _warp(scores[0].clone(), settings)
+        assert torch.equal(torch.isinf(got), torch.isinf(want[0]))
+        kept = ~torch.isinf(got)
+        assert torch.allclose(got[kept], want[0][kept])
+        assert 1 <= int(kept.sum()) < 500 or (top_k == 0 and top_p == 1)
+
+
+def test_unsupported_reasons(llama, mistral):
+    ids = _ids(llama, PROMPTS[0])
+    assert unsupported_reason(llama.model, GREEDY, ids, require_cuda=False) is None
+    assert "CUDA" in unsupported_reason(llama.model, GREEDY, ids)
+    assert unsupported_reason(llama.model, GREEDY.with_(num_beams=3), ids, require_cuda=False) == "beam search"
+    assert "batch" in unsupported_reason(llama.model, GREEDY, ids.repeat(2, 1), require_cuda=False)
+    # The tiny Mistral's window is 128 tokens: within it the loop applies, beyond it not.
+    assert unsupported_reason(mistral.model, GREEDY.with_(max_new_tokens=64), ids, require_cuda=False) is None
+    assert "sliding window" in unsupported_reason(mistral.model, GREEDY.with_(max_new_tokens=200), ids, False)
+    llama.model.generation_config.suppress_tokens = [5]
+    try:
+        assert "suppress_tokens" in unsupported_reason(llama.model, GREEDY, ids, require_cuda=False)
+    finally:
+        llama.model.generation_config.suppress_tokens = None
+
+
+def test_stream_generate_through_the_fast_path(llama, monkeypatch):
+    """stream.py fed by the fast loop streams the same text as with generate()."""
+    settings = GREEDY.with_(max_new_tokens=20)
+    plain = generate_text(llama, PROMPTS[0], settings)
+    used = []
+    real = fast_decode.decode_tokens
+
+    def spy(*args, **kwargs):
+        used.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fast_decode, "unsupported_reason", lambda *a, **k: None)
+    monkeypatch.setattr(fast_decode, "decode_tokens", spy)
+    fast = generate_text(llama, PROMPTS[0], settings)
+    assert used
+    assert (fast.text, fast.new_tokens, fast.prompt_tokens) == (plain.text, plain.new_tokens, plain.prompt_tokens)
+    assert fast.finished and not fast.stopped
