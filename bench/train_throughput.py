@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=16)
     parser.add_argument("--target-modules", default="q,v")
     parser.add_argument("--repeats", type=int, default=1, help="runs per side, alternating; the best counts")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--side", choices=["service", "trainer"], help=argparse.SUPPRESS)
     parser.add_argument("--data-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,6 +215,10 @@ def main() -> None:
         os.environ.setdefault("PLAYGROUND_DATA_DIR", str(work / "data"))
         os.environ.setdefault("PLAYGROUND_ADAPTERS_DIR", str(work / "adapters"))
         if args.side:
+            if args.threads:
+                import torch
+
+                torch.set_num_threads(args.threads)
             side = service_side if args.side == "service" else trainer_side
             print(json.dumps(side(args, Path(args.data_path), work)), flush=True)
             return
@@ -221,11 +226,19 @@ def main() -> None:
         argv = ["--data-path", str(data)]
         for name in ("model", "template", "first_n", "steps", "micro_batch", "grad_accum", "max_length", "r"):
             argv += ["--" + name.replace("_", "-"), str(getattr(args, name))]
-        argv += ["--alpha", str(args.alpha), "--target-modules", args.target_modules]
+        argv += [
+            "--alpha",
+            str(args.alpha),
+            "--target-modules",
+            args.target_modules,
+            "--threads",
+            str(args.threads),
+        ]
         print(
             f"model {args.model}, data {data.name} (first {args.first_n}), {args.steps} steps of "
             f"{args.micro_batch}x{args.grad_accum} examples, max_length {args.max_length}, "
-            f"LoRA r={args.r} alpha={args.alpha} on {args.target_modules}"
+            f"LoRA r={args.r} alpha={args.alpha} on {args.target_modules}, "
+            f"{args.threads or 'default'} thread(s), best of {args.repeats}"
         )
         results: dict[str, list[dict]] = {"service": [], "trainer": []}
         for _ in range(args.repeats):

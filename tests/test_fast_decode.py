@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.generation import GREEDY, DecodingSettings, generate_text
-from playground.generation import fast_decode
+from playground.generation import GREEDY, DecodingSettings, fast_decode, generate_text
 from playground.generation.fast_decode import (
     FastDecodeConfig,
     _warp,
@@ -16,7 +15,7 @@ from playground.generation.fast_decode import (
 )
 from playground.models import LoadOptions, load_model
 
-PROMPTS = ["The quick brown fox", "床前明月光，", "Question: Is the following sentence plausible?"]
+PROMPTS = ["The quick brown fox", "床前明月光，"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,9 @@ def _ids(loaded, prompt: str) -> torch.Tensor:
 def _fast(loaded, prompt: str, settings: DecodingSettings, **kw) -> list[int]:
     with torch.inference_mode():
         return list(
-            decode_tokens(loaded.model, _ids(loaded, prompt), settings, eos_ids(loaded.model, loaded.tokenizer), **kw)
+            decode_tokens(
+                loaded.model, _ids(loaded, prompt), settings, eos_ids(loaded.model, loaded.tokenizer), **kw
+            )
         )
 
 
@@ -52,15 +53,15 @@ def _reference(loaded, prompt: str, settings: DecodingSettings) -> list[int]:
     return out[0, ids.shape[1] :].tolist()
 
 
-@pytest.mark.parametrize("arch", ["llama", "mistral"])
 @pytest.mark.parametrize(
-    "settings",
+    "arch, settings",
     [
-        GREEDY.with_(max_new_tokens=24),
-        GREEDY.with_(max_new_tokens=24, repetition_penalty=1.4),
-        GREEDY.with_(max_new_tokens=24, no_repeat_ngram_size=2),
+        ("llama", GREEDY.with_(max_new_tokens=16)),
+        ("mistral", GREEDY.with_(max_new_tokens=16)),
+        ("llama", GREEDY.with_(max_new_tokens=16, repetition_penalty=1.4)),
+        ("llama", GREEDY.with_(max_new_tokens=16, no_repeat_ngram_size=2)),
     ],
-    ids=["greedy", "repetition-penalty", "no-repeat-2"],
+    ids=["greedy-llama", "greedy-mistral", "repetition-penalty", "no-repeat-2"],
 )
 def test_greedy_matches_generate(arch, settings, llama, mistral):
     loaded = llama if arch == "llama" else mistral
@@ -94,7 +95,9 @@ def test_stop_ends_early_and_eos_ends_the_answer(llama):
     assert len(got) == 3
     first = _fast(llama, PROMPTS[0], GREEDY.with_(max_new_tokens=8))
     with torch.inference_mode():
-        ended = list(decode_tokens(llama.model, _ids(llama, PROMPTS[0]), GREEDY.with_(max_new_tokens=8), {first[1]}))
+        ended = list(
+            decode_tokens(llama.model, _ids(llama, PROMPTS[0]), GREEDY.with_(max_new_tokens=8), {first[1]})
+        )
     assert ended == first[: first.index(first[1]) + 1]
 
 
@@ -108,7 +111,9 @@ def test_sampling_is_seeded_and_follows_the_settings(llama):
     c = _fast(llama, PROMPTS[0], hot)
     assert a == b and a != c
     # top-k 1 leaves one candidate, so sampling must give the greedy answer.
-    assert _fast(llama, PROMPTS[2], hot.with_(top_k=1)) == _fast(llama, PROMPTS[2], GREEDY.with_(max_new_tokens=20))
+    assert _fast(llama, PROMPTS[1], hot.with_(top_k=1)) == _fast(
+        llama, PROMPTS[1], GREEDY.with_(max_new_tokens=20)
+    )
 
 
 def test_warpers_equal_generate_processors():
@@ -138,7 +143,9 @@ def test_unsupported_reasons(llama, mistral):
     ids = _ids(llama, PROMPTS[0])
     assert unsupported_reason(llama.model, GREEDY, ids, require_cuda=False) is None
     assert "CUDA" in unsupported_reason(llama.model, GREEDY, ids)
-    assert unsupported_reason(llama.model, GREEDY.with_(num_beams=3), ids, require_cuda=False) == "beam search"
+    assert (
+        unsupported_reason(llama.model, GREEDY.with_(num_beams=3), ids, require_cuda=False) == "beam search"
+    )
     assert "batch" in unsupported_reason(llama.model, GREEDY, ids.repeat(2, 1), require_cuda=False)
     # The tiny Mistral's window is 128 tokens: within it the loop applies, beyond it not.
     assert unsupported_reason(mistral.model, GREEDY.with_(max_new_tokens=64), ids, require_cuda=False) is None
@@ -165,5 +172,35 @@ def test_stream_generate_through_the_fast_path(llama, monkeypatch):
     monkeypatch.setattr(fast_decode, "decode_tokens", spy)
     fast = generate_text(llama, PROMPTS[0], settings)
     assert used
-    assert (fast.text, fast.new_tokens, fast.prompt_tokens) == (plain.text, plain.new_tokens, plain.prompt_tokens)
+    assert (fast.text, fast.new_tokens, fast.prompt_tokens) == (
+        plain.text,
+        plain.new_tokens,
+        plain.prompt_tokens,
+    )
     assert fast.finished and not fast.stopped
+
+
+def test_fused_formulas_equal_the_models_own(llama, monkeypatch):
+    """The ops compiled into the CUDA graph compute exactly the model's RMSNorm and rotary."""
+    import transformers.models.llama.modeling_llama as modeling
+
+    monkeypatch.setattr(fast_decode, "_compiled", lambda name, fn: fn)  # no compiler on CPU
+    ids = _ids(llama, PROMPTS[1])
+    norm = llama.model.model.norm
+    hidden = torch.randn(1, 3, norm.weight.shape[0])
+    q, k = torch.randn(1, 4, 3, 16), torch.randn(1, 2, 3, 16)
+    cos, sin = torch.randn(1, 3, 16), torch.randn(1, 3, 16)
+    original = modeling.apply_rotary_pos_emb
+    want_norm, want_rot = norm(hidden), original(q, k, cos, sin)
+    with torch.inference_mode():
+        want_logits = llama.model(input_ids=ids).logits
+        with fast_decode._fused_ops(llama.model):
+            assert modeling.apply_rotary_pos_emb is not original and "forward" in vars(norm)
+            assert torch.equal(norm(hidden), want_norm)
+            got_rot = modeling.apply_rotary_pos_emb(q, k, cos, sin)
+            got_logits = llama.model(input_ids=ids).logits
+    assert all(torch.equal(a, b) for a, b in zip(got_rot, want_rot))
+    assert torch.equal(got_logits, want_logits)
+    # Everything is put back afterwards.
+    assert "forward" not in vars(norm)
+    assert modeling.apply_rotary_pos_emb is original

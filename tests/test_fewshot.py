@@ -548,3 +548,11 @@ def test_similar_on_tang_training_data_finds_the_near_duplicate(shared_dir):
     assert target.id not in ids(builder.select(exact))
     prompt = builder.build(near)
     assert prompt.count("USER: ") == 4 and prompt.endswith(f"{near.input} ASSISTANT:")
+
+
+def test_shared_ids_between_train_and_test_files_do_not_exclude_rows():
+    # Two files numbered 1..N share ids but not rows: "first 2" takes training rows 1 and 2.
+    train = [Example(str(i), f"train question {i}", output=f"a{i}") for i in range(1, 5)]
+    query = Example("1", "test question 1")
+    picked = select_examples(train, query, FewShotConfig(k=2, selection="first"))
+    assert [e.id for e in picked] == ["1", "2"]

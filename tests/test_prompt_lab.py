@@ -10,7 +10,7 @@ from playground.evaluation.runner import EvalConfig
 from playground.evaluation.sweep import SweepPoint, run_sweep, sweep_ks
 from playground.leaderboard import Leaderboard
 from playground.models import LoadOptions, load_model
-from playground.prompts.fewshot import FewShotConfig, list_recipes
+from playground.prompts.fewshot import FewShotBuilder, FewShotConfig, list_recipes
 from playground.prompts.templates import get_template
 from playground.ui.prompt_lab import (
     LabControls,
@@ -129,7 +129,9 @@ def test_cancel_stops_the_sweep_and_marks_the_run_cancelled(tiny, board, sports)
 def test_sweep_refuses_k_larger_than_the_pool_before_running(tiny, board, sports):
     test, train = sports
     with pytest.raises(PlaygroundError, match="k=5 needs 5 examples"):
-        run_sweep(tiny, test, get_template(QA), _random_config(), [5], pool=train.examples[:4], leaderboard=board)
+        run_sweep(
+            tiny, test, get_template(QA), _random_config(), [5], pool=train.examples[:4], leaderboard=board
+        )
     assert board.runs() == []
 
 
@@ -145,7 +147,9 @@ def test_manual_sweep_runs_zero_shot_and_the_picked_examples(tiny, board, sports
     # Not ids 1 or 2: the test questions have those ids too, and a question is never its own example.
     ids = (train.examples[5].id, train.examples[3].id)
     config = EvalConfig(
-        fewshot=FewShotConfig(selection="manual", manual_ids=ids, example_template="Q: {instruction}\nA: {output}"),
+        fewshot=FewShotConfig(
+            selection="manual", manual_ids=ids, example_template="Q: {instruction}\nA: {output}"
+        ),
         seeds=(0, 1),
         limit=2,
     )
@@ -164,7 +168,9 @@ def test_point_stats_skip_non_finite_like_the_leaderboard():
 
 def test_preview_shows_the_exact_prompt_and_its_tokens(tiny, sports):
     test, train = sports
-    controls = LabControls(template="custom", custom=QA, example_template="Q: {instruction}\nA: {output}", k=2)
+    controls = LabControls(
+        template="custom", custom=QA, example_template="Q: {instruction}\nA: {output}", k=2
+    )
     text, info = build_preview(controls, test, train, 1, tiny, max_new_tokens=16)
     query = test.examples[1]
     assert text.startswith(f"Q: {train.examples[0].instruction}\nA: {train.examples[0].output}\n")
@@ -228,3 +234,12 @@ def test_matching_training_file_for_demo_sets():
     assert matching_train("sports_plausibility_test.json") == "sports_plausibility_train.json"
     assert matching_train("dialogue_summary_test.jsonl") == "dialogue_summary_train.jsonl"
     assert matching_train("sports_plausibility_train.json") is None
+
+
+def test_similar_preview_matches_the_evaluation_prompt(tiny, sports):
+    test, train = sports
+    controls = LabControls(template="plain", k=3, selection="similar")
+    for index in (0, 4):
+        text, _ = build_preview(controls, test, train, index, tiny)
+        builder = FewShotBuilder(controls.resolve(tiny), controls.fewshot(), train.examples)
+        assert text == builder.build(test.examples[index], tiny.tokenizer)

@@ -114,35 +114,46 @@ class RowSettingsProcessor(LogitsProcessor):
     ) -> None:
         self.settings = list(settings)
         self.seeds = [int(s) for s in seeds]
+        self.ngram = [s.no_repeat_ngram_size for s in settings]
+        # Settings live on the CPU, so deciding what to apply needs no device sync per token;
+        # `_t` copies each once to the scores' device.
         self.pad_lengths = torch.tensor([int(n) for n in pad_lengths])
         self.penalty = torch.tensor([s.repetition_penalty for s in settings], dtype=torch.float32)
-        self.ngram = [s.no_repeat_ngram_size for s in settings]
         self.sample = torch.tensor([s.do_sample for s in settings])
-        self.temperature = torch.tensor(
-            [s.temperature if s.do_sample else 1.0 for s in settings], dtype=torch.float32
-        )
+        self.temperature = torch.tensor([s.temperature if s.do_sample else 1.0 for s in settings])
         self.top_k = torch.tensor([s.top_k if s.do_sample else 0 for s in settings])
         self.top_p = torch.tensor([s.top_p if s.do_sample else 1.0 for s in settings], dtype=torch.float32)
+        self._any_sample = bool(self.sample.any())
+        self._any_penalty = bool((self.penalty != 1).any())
+        self._max_k = int(self.top_k.max())
+        self._any_p = bool((self.top_p < 1).any())
+        self._on_device: dict[str, torch.Tensor] = {}
         self._generators: list[torch.Generator] | None = None
+
+    def _t(self, name: str, device: torch.device) -> torch.Tensor:
+        cached = self._on_device.get(name)
+        if cached is None or cached.device != device:
+            cached = self._on_device[name] = getattr(self, name).to(device)
+        return cached
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         scores = self.penalize(input_ids, scores)
         scores = self.ban_ngrams(input_ids, scores)
-        if not bool(self.sample.any()):
+        if not self._any_sample:
             return scores
         chosen = self.draw(self.warp(scores))
         only_chosen = torch.full_like(scores, -math.inf).scatter_(1, chosen[:, None], 0.0)
-        return torch.where(self.sample.to(scores.device)[:, None], only_chosen, scores)
+        return torch.where(self._t("sample", scores.device)[:, None], only_chosen, scores)
 
     def _real(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Which positions are real tokens rather than left padding."""
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        return positions[None, :] >= self.pad_lengths.to(input_ids.device)[:, None]
+        return positions[None, :] >= self._t("pad_lengths", input_ids.device)[:, None]
 
     def penalize(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        penalty = self.penalty.to(scores.device)[:, None]
-        if bool((penalty == 1).all()):
+        if not self._any_penalty:
             return scores
+        penalty = self._t("penalty", scores.device)[:, None]
         vocab = scores.shape[1]
         # Padding goes to a spare column past the vocabulary, so it marks no token as seen.
         ids = torch.where(self._real(input_ids), input_ids, vocab)
@@ -165,7 +176,7 @@ class RowSettingsProcessor(LogitsProcessor):
             prefix = ids[:, length + 1 - n :]
             windows = ids.unfold(1, n, 1)
             starts = torch.arange(windows.shape[1], device=ids.device)
-            real = starts[None, :] >= self.pad_lengths.to(ids.device)[rows][:, None]
+            real = starts[None, :] >= self._t("pad_lengths", ids.device)[rows][:, None]
             matches = (windows[..., :-1] == prefix[:, None, :]).all(dim=-1) & real
             banned = torch.zeros(len(rows), vocab + 1, dtype=torch.bool, device=scores.device)
             banned.scatter_(1, torch.where(matches, windows[..., -1], vocab), True)
@@ -175,21 +186,19 @@ class RowSettingsProcessor(LogitsProcessor):
     def warp(self, scores: torch.Tensor) -> torch.Tensor:
         """Temperature, then top-k, then top-p, per row: the order of transformers' own warpers."""
         device, vocab = scores.device, scores.shape[1]
-        scores = scores / self.temperature.to(device)[:, None]
-        k = self.top_k.to(device).clamp(max=vocab)
-        use_k = k > 0
-        if bool(use_k.any()):
-            top = scores.topk(int(k.max()), dim=-1).values
+        scores = scores / self._t("temperature", device)[:, None]
+        if self._max_k > 0:
+            k = self._t("top_k", device).clamp(max=vocab)
+            top = scores.topk(min(self._max_k, vocab), dim=-1).values
             kth = top.gather(1, (k.clamp(min=1) - 1)[:, None])
-            scores = scores.masked_fill(use_k[:, None] & (scores < kth), -math.inf)
-        top_p = self.top_p.to(device)[:, None]
-        use_p = top_p < 1
-        if bool(use_p.any()):
+            scores = scores.masked_fill((k > 0)[:, None] & (scores < kth), -math.inf)
+        if self._any_p:
+            top_p = self._t("top_p", device)[:, None]
             ascending, order = scores.sort(dim=-1, descending=False)
             cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
             drop = cumulative <= (1 - top_p)
             drop[:, -1] = False  # keep at least the most likely token
-            drop = drop.scatter(1, order, drop) & use_p
+            drop = drop.scatter(1, order, drop) & (top_p < 1)
             scores = scores.masked_fill(drop, -math.inf)
         return scores
 

@@ -17,7 +17,8 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # "0" turns the fast path off (then stream.py always uses generate()).
 ENV_SWITCH = "PLAYGROUND_FAST_DECODE"
+# "0" keeps the captured step unfused (HF's own kernels only).
+FUSE_SWITCH = "PLAYGROUND_FAST_DECODE_FUSE"
 
 # generate() options that add logits processors this loop does not implement: a model whose
 # generation_config sets any of them away from the default falls back to generate().
@@ -56,6 +59,9 @@ class FastDecodeConfig:
     """`cuda_graph=False` runs the same loop with eager steps (CPU, debugging)."""
 
     cuda_graph: bool = True
+    # Inside the graph, RMSNorm and rotary embedding run as torch.compile'd fused kernels: at
+    # batch 1 a 7B step is ~1500 tiny kernels and their gaps cost as much as reading the weights.
+    fuse: bool = field(default_factory=lambda: os.environ.get(FUSE_SWITCH, "1") != "0")
     # The cache length is rounded up to a multiple of this so that one captured graph serves
     # many chat turns; every step attends over the whole cache, so the bucket stays small.
     cache_bucket: int = 256
@@ -129,12 +135,14 @@ def eos_ids(model: Any, tokenizer: Any) -> set[int]:
 class _Runner:
     """A static cache for one model and cache length, plus the captured one-token step."""
 
-    def __init__(self, model: Any, max_len: int, use_graph: bool) -> None:
+    def __init__(self, model: Any, max_len: int, use_graph: bool, fuse: bool) -> None:
         from transformers.cache_utils import Cache, StaticLayer
 
         self.model = model
         self.max_len = max_len
         self.use_graph = use_graph
+        self.fuse = fuse
+        self.fused = False
         self.lock = threading.Lock()
         n_layers = len(_layer_types(_base(model).config))
         # Plain static layers for sliding-window models too: unsupported_reason keeps the cache
@@ -158,21 +166,34 @@ class _Runner:
         device = self.cache.layers[0].keys.device
         self.static_ids = torch.zeros((1, 1), dtype=torch.long, device=device)
         lengths = [layer.cumulative_length.clone() for layer in self.cache.layers]
-        # Warm-up runs (lazy initialisations, cuBLAS workspaces) belong outside the capture;
-        # they advance the cache, so the lengths are put back afterwards.
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self._eager_step(self.static_ids)
-        torch.cuda.current_stream(device).wait_stream(side)
+        if self.fuse:
+            try:
+                self._capture(device, lengths, fused=True)
+                return
+            except Exception as exc:  # noqa: BLE001 - no compiler (Triton) etc.: capture unfused
+                log.warning(
+                    "fused decode step unavailable (%s: %s); capturing it unfused", type(exc).__name__, exc
+                )
+                self._restore(lengths)
+        self._capture(device, lengths, fused=False)
+
+    def _capture(self, device: torch.device, lengths: list[torch.Tensor], fused: bool) -> None:
+        # Warm-up runs (compilation, lazy initialisations, cuBLAS workspaces) belong outside the
+        # capture; they advance the cache, so the lengths are put back afterwards.
+        with _fused_ops(self.model) if fused else nullcontext():
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self._eager_step(self.static_ids)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self._restore(lengths)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: CUDA work of other threads (another model, the UI) does not void it.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self.static_logits = self._eager_step(self.static_ids)
         self._restore(lengths)
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: CUDA work of other threads (another model, the UI) does not void the capture.
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self.static_logits = self._eager_step(self.static_ids)
-        self._restore(lengths)
-        self.graph = graph
+        self.graph, self.fused = graph, fused
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
@@ -187,6 +208,72 @@ class _Runner:
     def _restore(self, lengths: list[torch.Tensor]) -> None:
         for layer, length in zip(self.cache.layers, lengths):
             layer.cumulative_length.copy_(length)
+
+
+# Model families whose RMSNorm and rotary embedding are exactly Llama's (checked by name, so a
+# variant with another formula, e.g. Gemma's 1 + weight, is never replaced).
+_FUSABLE_NORMS = ("LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm")
+_FUSABLE_MODULES = ("llama", "mistral", "qwen2")
+_COMPILED: dict[str, Any] = {}
+
+
+def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    dtype = hidden.dtype
+    h = hidden.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)
+
+
+def _rotary(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim: int = 1):
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+
+    def rotate_half(x: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def _compiled(name: str, fn: Callable) -> Callable:
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(fn, dynamic=False, fullgraph=True)
+    return _COMPILED[name]
+
+
+@contextmanager
+def _fused_ops(model: Any) -> Iterator[None]:
+    """Within: the model's RMSNorms and rotary embedding run compiled (same formulas, fused).
+
+    Only for the capture: eager forward passes (prefill, generate(), training) are untouched.
+    """
+    import sys
+
+    import torch._inductor.config as inductor_config
+
+    norm, rotary = _compiled("rms_norm", _rms_norm), _compiled("rotary", _rotary)
+    norms = [
+        m for m in model.modules() if type(m).__name__ in _FUSABLE_NORMS and hasattr(m, "variance_epsilon")
+    ]
+    module = sys.modules.get(type(_base(model)).__module__)
+    family = module.__name__.split(".")[-2] if module is not None and "." in module.__name__ else ""
+    patch_rotary = family in _FUSABLE_MODULES and hasattr(module, "apply_rotary_pos_emb")
+    if not norms and not patch_rotary:
+        raise RuntimeError("no RMSNorm or rotary embedding of a known family to fuse")
+    original_rotary = getattr(module, "apply_rotary_pos_emb", None)
+    for m in norms:
+        m.forward = lambda h, m=m: norm(h, m.weight, m.variance_epsilon)
+    if patch_rotary:
+        module.apply_rotary_pos_emb = rotary
+    try:
+        # Round every intermediate to the model's dtype as eager bf16 ops do, so that the fused
+        # step computes what generate() computes (inductor otherwise keeps them in float32).
+        with inductor_config.patch(emulate_precision_casts=True):
+            yield
+    finally:
+        for m in norms:
+            del m.forward
+        if patch_rotary:
+            module.apply_rotary_pos_emb = original_rotary
 
 
 def _base(model: Any) -> Any:
@@ -219,6 +306,7 @@ _RUNNERS_LOCK = threading.Lock()
 
 def _runner_for(model: Any, max_len: int, config: FastDecodeConfig, device: torch.device) -> _Runner:
     use_graph = config.cuda_graph and device.type == "cuda"
+    fuse = use_graph and config.fuse
     with _RUNNERS_LOCK:
         runner = getattr(model, "_playground_fast_decode", None)
         if runner is not None and runner.lock.locked():
@@ -227,6 +315,7 @@ def _runner_for(model: Any, max_len: int, config: FastDecodeConfig, device: torc
             runner is None
             or runner.max_len != max_len
             or runner.use_graph != use_graph
+            or runner.fuse != fuse
             or runner.signature != _signature(model)
         ):
             # Only one runner per model: the old graph and cache are freed before the new ones.
@@ -234,7 +323,7 @@ def _runner_for(model: Any, max_len: int, config: FastDecodeConfig, device: torc
             runner = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            runner = _Runner(model, max_len, use_graph)
+            runner = _Runner(model, max_len, use_graph, fuse)
             model._playground_fast_decode = runner
         runner.lock.acquire()
         return runner
@@ -244,7 +333,10 @@ def _cache_length(needed: int, model: Any, config: FastDecodeConfig) -> int:
     bucket = max(1, config.cache_bucket)
     length = -(-needed // bucket) * bucket
     base_config = _base(model).config
-    for limit in (getattr(base_config, "sliding_window", None), getattr(base_config, "max_position_embeddings", None)):
+    for limit in (
+        getattr(base_config, "sliding_window", None),
+        getattr(base_config, "max_position_embeddings", None),
+    ):
         if limit:
             length = min(length, max(int(limit), needed))
     return length
@@ -278,7 +370,9 @@ class _Picker:
         if self.n > 0 and len(self.history) + 1 >= self.n:
             banned = self.ngrams.get(tuple(self.history[len(self.history) - self.n + 1 :]), ())
             if banned:
-                scores = scores.index_fill(0, torch.tensor(sorted(banned), device=scores.device), -float("inf"))
+                scores = scores.index_fill(
+                    0, torch.tensor(sorted(banned), device=scores.device), -float("inf")
+                )
         if not s.do_sample:
             token = scores.argmax().view(1)
         else:
@@ -330,18 +424,46 @@ def decode_tokens(
         logits = runner.prefill(input_ids)
         runner.ensure_graph()
         picker = _Picker(settings, input_ids, logits.shape[-1])
+        reader = _TokenReader(device)
+        token = picker.pick(logits)
         for i in range(int(settings.max_new_tokens)):
-            token = picker.pick(logits)
-            value = int(token)
-            yield value
+            last = i + 1 == settings.max_new_tokens
+            reader.start(token)
+            if not last:
+                # The next step is queued before this token reaches the host, so the GPU computes
+                # it while the host streams this one; after eos or a stop it is simply unused.
+                logits = runner.step(token)
+            value = reader.value()
             picker.seen_token(token, value)
-            if value in eos or i + 1 == settings.max_new_tokens:
+            yield value
+            if last or value in eos or (should_stop is not None and should_stop()):
                 return
-            if should_stop is not None and should_stop():
-                return
-            logits = runner.step(token)
+            token = picker.pick(logits)
     finally:
         runner.lock.release()
+
+
+class _TokenReader:
+    """Brings one token id to the host without waiting for work queued after it."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.host = torch.empty(1, dtype=torch.long, pin_memory=True)
+            self.event = torch.cuda.Event()
+        self.token: torch.Tensor | None = None
+
+    def start(self, token: torch.Tensor) -> None:
+        self.token = token
+        if self.cuda:
+            self.host.copy_(token.view(1), non_blocking=True)
+            self.event.record()
+
+    def value(self) -> int:
+        if self.cuda:
+            self.event.synchronize()
+            return int(self.host[0])
+        return int(self.token)
 
 
 def fast_generate(
@@ -375,7 +497,9 @@ def fast_generate(
     except torch.OutOfMemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - nothing was streamed yet, so generate() can take over
-        log.warning("fast decode failed before the first token (%s: %s); using generate()", type(exc).__name__, exc)
+        log.warning(
+            "fast decode failed before the first token (%s: %s); using generate()", type(exc).__name__, exc
+        )
         model._playground_fast_decode = None
         return None
     tokens = [first]

@@ -140,7 +140,9 @@ def _text(example: Example) -> str:
 
 
 def _is_query(example: Example, query: Example) -> bool:
-    return example.id == query.id or (example.instruction, example.input) == (query.instruction, query.input)
+    # By text, not id: a training file and a test file both numbered 1..N share ids without
+    # sharing rows, while the same question in both is still the query itself.
+    return (example.instruction, example.input) == (query.instruction, query.input)
 
 
 def select_examples(

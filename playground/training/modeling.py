@@ -135,9 +135,15 @@ def load_base(config: TrainingConfig) -> Base:
         method = "lora"
         notes.append("bitsandbytes missing: trained LoRA on a bf16 base instead of QLoRA.")
     return Base(
-        loaded.model, loaded.tokenizer, loaded.device, method, loaded.default_template, loaded.name,
-        loaded.source, notes,
-    )  # fmt: skip
+        model=loaded.model,
+        tokenizer=loaded.tokenizer,
+        device=loaded.device,
+        method=method,
+        template=loaded.default_template,
+        name=loaded.name,
+        source=loaded.source,
+        notes=notes,
+    )
 
 
 def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
@@ -20,6 +21,14 @@ def _as_gr_error(exc: BaseException) -> gr.Error:
         return exc
     if isinstance(exc, PlaygroundError):
         return gr.Error(str(exc), print_exception=False)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        # Issue 8 (disk full): user files are written through playground.atomic and the database
+        # in transactions, so a full disk leaves what was saved before as it was.
+        return gr.Error(
+            "The disk is full, so this could not be saved. Nothing saved before was changed: free some "
+            "space (old adapters, checkpoints or uploads) and try again.",
+            print_exception=False,
+        )
     try:
         import torch
 

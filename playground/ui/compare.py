@@ -475,7 +475,13 @@ def _build_adapters(ctx: AppContext, shared: tuple[gr.Dropdown, gr.Textbox, gr.T
         "base weights (adapters are switched, not reloaded). The model is left as it was afterwards."
     )
     with gr.Row(equal_height=True):
-        adapters = gr.CheckboxGroup(_adapter_choices(), label="Adapters", scale=4, elem_id="adapter-choices")
+        adapters = gr.CheckboxGroup(
+            _adapter_choices(),
+            label="Adapters",
+            info="Trained adapters in the adapters folder (Training tab); press Refresh after training.",
+            scale=4,
+            elem_id="adapter-choices",
+        )
         include_base = gr.Checkbox(
             True, label="Include the base model", scale=1, elem_id="adapter-include-base"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import threading
 from typing import Any
 
@@ -114,6 +115,11 @@ def nll_heatmap(tokens: list[str] | None, nll: list[float | None] | None) -> str
         f"<div style='font-size:12px;color:#6b7280'>darker = more surprising; max NLL {top:.2f} nats</div>"
     )
     return f"<div id='nll-heatmap' style='line-height:1.9;font-size:15px'>{''.join(spans)}</div>{legend}"
+
+
+def data_problem(exc: PlaygroundError) -> str:
+    """A data file's problem as Markdown for the info line, its punctuation kept literal."""
+    return "⚠️ **Cannot use this file.** " + re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~])", r"\\\1", str(exc))
 
 
 def _describe_quietly(example: str | None) -> str:
@@ -245,7 +251,12 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     def on_data_change(example: str | None, upload: str | None, refs: str | None) -> str:
         if not example and not upload:
             return ""
-        return describe(load_choice(example, upload, refs))
+        try:
+            return describe(load_choice(example, upload, refs))
+        except PlaygroundError as exc:
+            # Issue 8: said here, not raised: gradio 6 shows only a red "Error" badge, without the
+            # message, for an error in an un-queued event such as this one.
+            return data_problem(exc)
 
     for comp in (*test_set.inputs, references):
         comp.change(on_data_change, [*test_set.inputs, references], data_info, queue=False)

@@ -21,11 +21,13 @@ from playground.generation import GREEDY, stream_generate
 from playground.leaderboard import lower_is_better
 from playground.models.loader import LoadedModel
 from playground.prompts.fewshot import (
+    BM25,
     FewShotBuilder,
     FewShotConfig,
     list_recipes,
     load_recipe,
     save_recipe,
+    select_examples,
 )
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
 from playground.ui.common import progress_callback, user_errors
@@ -203,6 +205,11 @@ def pool_frame(examples: list[Example]) -> pd.DataFrame:
     )
 
 
+def id_choices(examples: list[Example]) -> list[tuple[str, str]]:
+    """Rows that can be hand-picked: only those with an output."""
+    return [(f"{e.id}: {_short(e.instruction, 40)}", e.id) for e in examples if e.output is not None]
+
+
 def _query(test: Dataset | None, index: Any) -> Example:
     if test is None or not test.examples:
         raise PlaygroundError("Pick a test set with at least one row.")
@@ -211,6 +218,26 @@ def _query(test: Dataset | None, index: Any) -> Example:
 
 
 # --------------------------------------------------------------------------- preview and chart
+
+_bm25_cache: dict[tuple[str, str, int], BM25] = {}
+
+
+class _PreviewBuilder(FewShotBuilder):
+    """Reuses one BM25 index per pool: the preview reruns on every keystroke, a 5000-row index does not."""
+
+    def __init__(self, template: PromptTemplate, config: FewShotConfig, pool: Dataset):
+        super().__init__(template, config, pool.examples)
+        self.key = (pool.name, pool.sha256, len(pool.examples))
+
+    def select(self, query: Example) -> list[Example]:
+        index = None
+        if self.config.selection == "similar" and self.config.k > 0:
+            index = _bm25_cache.get(self.key)
+            if index is None:
+                if len(_bm25_cache) >= 4:
+                    _bm25_cache.clear()
+                index = _bm25_cache[self.key] = BM25([f"{e.instruction}\n{e.input}" for e in self.pool])
+        return select_examples(self.pool, query, self.config, index=index)
 
 
 def build_preview(
@@ -223,7 +250,9 @@ def build_preview(
 ) -> tuple[str, str]:
     """(exact prompt text, a line on its size): token count and warning only when a model is loaded."""
     query = _query(test, query_index)
-    builder = FewShotBuilder(controls.resolve(loaded), controls.fewshot(), effective_pool(test, pool))
+    builder = _PreviewBuilder(
+        controls.resolve(loaded), controls.fewshot(), pool if pool is not None else test
+    )
     if loaded is None:
         text = builder.build(query, None)
         return text, (
@@ -387,7 +416,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
                 )
                 with gr.Column(visible=False) as manual_box:
                     manual_ids = gr.Dropdown(
-                        [],
+                        id_choices(effective_pool(test0, train0)),
                         value=[],
                         multiselect=True,
                         allow_custom_value=True,
@@ -501,8 +530,12 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     preview_inputs = [*controls, test_state, pool_state, query, max_new]
     preview_outputs = [preview, preview_info, query_md, model_md]
-    # No triggers: runs on page load and whenever any input (the data states included) changes.
-    gr.on(None, on_preview, preview_inputs, preview_outputs, queue=False, show_progress="hidden")
+    preview_run: dict[str, Any] = dict(
+        fn=on_preview, inputs=preview_inputs, outputs=preview_outputs, queue=False, show_progress="hidden"
+    )
+    # No triggers: on page load and on every change of an input. A State set by an unqueued event
+    # fires no change event in the browser, so the data handlers below chain the preview themselves.
+    gr.on(None, **preview_run)
 
     template.change(lambda t: gr.update(visible=t == "custom"), template, custom, queue=False)
     selection.change(lambda s: gr.update(visible=s == "manual"), selection, manual_box, queue=False)
@@ -531,8 +564,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     def on_pool(test: Dataset | None, pool: Dataset | None):
         examples = effective_pool(test, pool)
-        ids = [(f"{e.id}: {_short(e.instruction, 40)}", e.id) for e in examples if e.output is not None]
-        return pool_frame(examples), gr.update(choices=ids)
+        return pool_frame(examples), gr.update(choices=id_choices(examples))
 
     for comp in (*test_set.inputs, references):
         comp.change(
@@ -540,11 +572,11 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
             [*test_set.inputs, references],
             [test_state, query, test_info, train_set.example],
             queue=False,
-        ).then(on_pool, [test_state, pool_state], [pool_table, manual_ids], queue=False)
+        ).then(on_pool, [test_state, pool_state], [pool_table, manual_ids], queue=False).then(**preview_run)
     for comp in train_set.inputs:
         comp.change(on_train, train_set.inputs, pool_state, queue=False).then(
             on_pool, [test_state, pool_state], [pool_table, manual_ids], queue=False
-        )
+        ).then(**preview_run)
 
     def on_pick(chosen: list[str] | None, evt: gr.SelectData) -> list[str]:
         row = evt.row_value or []
@@ -555,11 +587,16 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     pool_table.select(on_pick, manual_ids, manual_ids, queue=False)
 
+    # Handlers that need the request take their inputs as a set (a dict per call): gradio only
+    # passes gr.Request to positional parameters, so it cannot follow *args.
+    def controls_of(data: dict) -> LabControls:
+        return LabControls.from_values(*(data[c] for c in controls))
+
     # --- try on one question (streamed)
     @user_errors
-    def on_try(*args: Any, request: gr.Request) -> Iterator[tuple[str, str, str, str]]:
-        *values, test, pool, index, new_tokens = args
-        c = LabControls.from_values(*values)
+    def on_try(data: dict, request: gr.Request) -> Iterator[tuple[str, str, str, str]]:
+        c = controls_of(data)
+        test, pool, index, new_tokens = data[test_state], data[pool_state], data[query], data[max_new]
         flag = threading.Event()
         _stop_flags[_session(request)] = flag
         with ctx.models.use() as loaded:
@@ -576,7 +613,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     try_btn.click(
         on_try,
-        preview_inputs,
+        set(preview_inputs),
         [answer, try_stats, preview, preview_info],
         concurrency_id="model",
         concurrency_limit=1,
@@ -585,9 +622,10 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     # --- evaluate: the k sweep
     @user_errors
-    def on_evaluate(*args: Any, request: gr.Request, progress: gr.Progress = gr.Progress()):
-        *values, test, pool, metric_names, ks_text, seeds_text, limit_n, new_tokens = args
-        c = LabControls.from_values(*values)
+    def on_evaluate(data: dict, request: gr.Request, progress: gr.Progress = gr.Progress()):
+        c = controls_of(data)
+        test, pool, metric_names = data[test_state], data[pool_state], data[metrics]
+        ks_text, seeds_text, limit_n, new_tokens = data[ks], data[seeds], data[limit], data[max_new]
         if test is None:
             raise PlaygroundError("Pick a test set first.")
         if not metric_names:
@@ -639,7 +677,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     start.click(
         on_evaluate,
-        [*controls, test_state, pool_state, metrics, ks, seeds, limit, max_new],
+        {*controls, test_state, pool_state, metrics, ks, seeds, limit, max_new},
         [eval_status, summary, chart, chart_metric, sweep_state],
         concurrency_id="model",
         concurrency_limit=1,

@@ -32,3 +32,35 @@ def test_three_columns_show_three_outputs(page):
     expect(page.locator("#compare-stats-0")).to_contain_text("shared by 3 columns")
     assert "greedy" in page.locator("#compare-stats-0").inner_text()
     assert "T 1.2" in page.locator("#compare-stats-2").inner_text()
+
+
+def test_sweep_chart_and_base_model_table_with_export(page, app_server):
+    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    page.get_by_role("tab", name="Side by side").click()
+    page.locator("#compare-instruction textarea").fill("Name a color.")
+    max_new = page.locator("#compare-max-new input")
+    max_new.fill("8")
+    max_new.press("Tab")
+    expect(page.locator("#compare-summary-0")).to_contain_text("max 8 new tokens")
+    page.locator("#compare-samples input[type='number']").fill("2")
+    page.locator("#compare-samples input[type='number']").press("Tab")
+
+    page.get_by_text("Sweep one setting").click()
+    page.locator("#sweep-values textarea").fill("0.2, 1.4")
+    page.locator("#sweep-run").click()
+    page.locator("#sweep-plot .js-plotly-plot").wait_for(timeout=60_000)
+    table = page.locator("#sweep-table")
+    expect(table).to_contain_text("1.4")
+    assert page.locator("#sweep-plot g.trace").count() >= 4, "distinct-1, distinct-2, length, perplexity"
+
+    page.get_by_role("tab", name="Base model vs adapters").click()
+    page.locator("#adapter-prompts textarea").fill("What is 2 + 2?\nName a fruit.")
+    page.locator("#adapter-max-new input").fill("8")
+    page.locator("#adapter-run").click()
+    expect(page.locator("#adapter-status")).to_contain_text("2 prompts", timeout=60_000)
+    expect(page.locator("#adapter-table")).to_contain_text("Name a fruit.")
+    expect(page.locator("#adapter-table")).to_contain_text("base model")
+    page.locator("#adapter-export-csv").click()
+    expect(page.locator("#adapter-export")).to_contain_text(".csv")
+    ctx, _ = app_server
+    assert ctx.models.current.adapters == {}, "the comparison left no adapter attached"

@@ -46,6 +46,16 @@ def test_build_two_shot_prompt_preview_and_evaluate(page, app_server):
     info = page.locator("#lab-preview-info").inner_text()
     assert "tokens" in info and train[0].id in info and train[1].id in info
 
+    # Try it on the chosen question: the answer streams in and the stats line ends "done".
+    new_tokens = page.locator("#lab-max-new input[type='number']")
+    new_tokens.fill("12")
+    new_tokens.blur()
+    page.locator("#lab-preview-info").get_by_text("(+ 12 new)").wait_for()
+    page.locator("#lab-try").click()
+    page.locator("#lab-try-stats").get_by_text("done").wait_for(timeout=60_000)
+    assert page.locator("#lab-answer textarea").input_value().strip()
+    assert "prompt " in page.locator("#lab-try-stats").inner_text()
+
     # Evaluate zero-shot and k=2 on 3 questions, perplexity only.
     ks = page.locator("#lab-ks textarea, #lab-ks input").first
     ks.fill("2")
@@ -60,3 +70,46 @@ def test_build_two_shot_prompt_preview_and_evaluate(page, app_server):
     runs = [r for r in reversed(ctx.leaderboard.runs()) if r.id > before]
     assert [(r.shots, r.status, r.n_examples) for r in runs] == [(0, "finished", 3), (2, "finished", 3)]
     assert "Q: " + train[0].instruction in ctx.leaderboard.examples(runs[1].id)[0].prompt
+
+
+def test_hand_picked_examples_recipe_and_data_switch(page):
+    page.get_by_role("tab", name="Prompt lab").click()
+    info = page.locator("#lab-preview-info")
+    info.get_by_text("tokens").wait_for()
+
+    # Pick two training rows by clicking them, in that order.
+    page.get_by_label("picked by hand").check()
+    table = page.locator("#lab-pool-table")
+    table.get_by_text("cc-train-005").filter(visible=True).first.click()
+    table.get_by_text("cc-train-003").filter(visible=True).first.click()
+    info.get_by_text("2 example(s): cc-train-005, cc-train-003").wait_for()
+    page.get_by_role("button", name="Chain of thought").click()
+    page.locator("#lab-cot input").check()
+    page.wait_for_function(
+        "() => document.querySelector('#lab-preview textarea').value.endsWith(\"Let's think step by step.\")"
+    )
+
+    # Save as a recipe, change the builder, load the recipe back.
+    page.get_by_role("button", name="Recipes").click()
+    page.locator("#lab-recipe-name textarea, #lab-recipe-name input").first.fill("hand picked cot")
+    page.locator("#lab-recipe-save").click()
+    page.locator("#lab-recipe-status").get_by_text("Saved recipe").wait_for()
+    page.get_by_label("first k").check()
+    page.locator("#lab-cot input").uncheck()
+    info.get_by_text("2 example(s): cc-train-001, cc-train-002").wait_for()
+    page.locator("#lab-recipe-load").click()
+    page.locator("#lab-recipe-status").get_by_text("Loaded recipe").wait_for()
+    info.get_by_text("2 example(s): cc-train-005, cc-train-003").wait_for()
+    assert page.locator("#lab-preview textarea").input_value().endswith("Let's think step by step.")
+
+    # Another test set brings its own training file; the hand-picked ids are not in it.
+    _pick(page, "#lab-test-example", "sports_plausibility_test.json")
+    page.wait_for_function(
+        "() => document.querySelector('#lab-train-example input').value === 'sports_plausibility_train.json'"
+    )
+    info.get_by_text("No example with id").wait_for()
+    page.get_by_label("first k").check()
+    page.wait_for_function(
+        "() => document.querySelector('#lab-preview textarea').value.includes('plausible')"
+    )
+    page.locator("#lab-query-info").get_by_text("Question id 1").wait_for()
