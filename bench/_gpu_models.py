@@ -254,7 +254,8 @@ def quantize_int4(model: Any, group: int = 128) -> str:
                     ref = x.float() @ deq.T
                     got = new(x).float()
                     rel = float((got - ref).norm() / ref.norm())
-                    qerr = float((deq - child.weight.float()).norm() / child.weight.float().norm())
+                    w = child.weight.detach().float()
+                    qerr = float((deq - w).norm() / w.norm())
                     report = f"kernel vs dequantized {rel:.1e}, quantization error {qerr:.1e}"
                     if rel > 0.05:
                         raise RuntimeError(f"int4 kernel disagrees with its weights: {report}")

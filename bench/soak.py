@@ -54,7 +54,8 @@ class SoakStats:
         return (
             f"requests: {self.submitted} submitted, {self.completed} completed, {self.cancelled} cancelled "
             f"mid-stream, {self.refused} refused (queue full), {len(self.errors)} errors; "
-            f"median {per_chat:.1f} s per completed chat; highest queue position shown: {self.max_queue_rank}"
+            f"median {per_chat:.1f} s per completed chat (queue wait included); "
+            f"highest queue position shown: {self.max_queue_rank}"
         )
 
 

@@ -28,3 +28,10 @@ def adapters_dir() -> Path:
 
 def cache_dir() -> Path:
     return _dir("PLAYGROUND_CACHE_DIR", Path.home() / ".cache" / "playground")
+
+
+def exports_dir() -> Path:
+    """Downloads the UI offers (CSV/JSON exports): the one data folder the web server may serve."""
+    path = data_dir() / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

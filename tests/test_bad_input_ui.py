@@ -118,7 +118,9 @@ def handlers(tmp_path_factory, tiny_llama):
         by_name = {}
         for fn in demo.fns.values():
             by_name.setdefault(getattr(fn.fn, "__name__", ""), fn.fn)
-        yield SimpleNamespace(ctx=ctx, on_upload=by_name["on_data_change"], start=by_name["run_eval"])
+        yield SimpleNamespace(
+            ctx=ctx, by_name=by_name, on_upload=by_name["on_data_change"], start=by_name["run_eval"]
+        )
         demo.close()
 
 
@@ -297,3 +299,47 @@ def test_raw_templates_substitute_each_placeholder_once_and_literally(
     # Without an explicit system text the template's own is used.
     default = "".join(a + {**values, "{system}": "default system"}[b] for a, b in parts) + tail
     assert template.render(instruction, input_text) == default
+
+
+# -- adapters that do not belong to the loaded model ----------------------------------------------
+
+
+def _lora(base_model, folder: Path, base_name: str | None) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    get_peft_model(
+        base_model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    ).save_pretrained(folder)
+    config_file = folder / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = base_name
+    config_file.write_text(json.dumps(config))
+
+
+def test_adapter_made_for_another_base_model_is_refused_by_name(handlers, tiny_mistral):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from playground.paths import adapters_dir
+
+    on_adapter = handlers.by_name["on_adapter"]
+    _lora(
+        AutoModelForCausalLM.from_pretrained(tiny_mistral),
+        adapters_dir() / "mistral-poems",
+        str(tiny_mistral),
+    )
+    message = _message(lambda: on_adapter("mistral-poems"))
+    assert message == (
+        f"Adapter mistral-poems was trained on {tiny_mistral}, but the loaded model is "
+        f"{handlers.ctx.models.current.name}. Load {tiny_mistral} first."
+    )
+    # No base model recorded, and other shapes: refused when the weights do not fit.
+    small = LlamaConfig(
+        vocab_size=384, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
+    _lora(AutoModelForCausalLM.from_config(small), adapters_dir() / "small-poems", None)
+    message = _message(lambda: on_adapter("small-poems"))
+    assert message.startswith("Adapter small-poems does not fit") and "another base model" in message
+    # Nothing of the refused adapters stays behind in the model.
+    model = handlers.ctx.models.current.model
+    assert handlers.ctx.models.current.adapters == {} and handlers.ctx.chat_adapter is None
+    assert not any("lora" in n for n, _ in model.named_modules()) and not hasattr(model, "peft_config")

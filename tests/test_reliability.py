@@ -198,14 +198,16 @@ def test_killed_evaluation_keeps_finished_rows_and_marks_its_run_interrupted(tmp
     command += ["--metrics", "perplexity", "--shots", "1", "--selection", "random", "--batch-size", "1"]
     command += ["--seeds", ",".join(map(str, range(1, 21)))]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "eval.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
 
         def mid_run():
             mine = [r for r in board.runs() if r.pid == proc.pid]
             done = [r for r in mine if r.status == "finished"]
             running = [r for r in mine if r.status == "running"]
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, log.read_text()[-2000:]
             return len(done) >= 2 and running
 
         wait_for(mid_run, timeout=120, every=0.01)
@@ -365,17 +367,18 @@ time.sleep(600)
 
 
 def test_app_killed_during_training_leaves_a_resumable_job_with_the_same_final_weights(
-    tmp_path, tiny_llama, train_data
+    tmp_path, tiny_llama, train_data, monkeypatch
 ):
     from playground.training import JobManager, Trainer, TrainingJob
 
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # every worker computes exactly like this process
     reference = Trainer(
         train_config(tiny_llama, train_data, str(tmp_path / "reference")), tmp_path / "reference-job"
     ).run()
 
     config = train_config(tiny_llama, train_data, "killed")
     script = _APP.format(config=repr(config.to_dict()))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     # Its own session: killing the group takes the app and its training worker down together,
     # as a crash of the machine or `docker kill` would.
     app = subprocess.Popen(
@@ -481,11 +484,19 @@ def test_out_of_memory_in_training_says_what_to_change(tmp_path, tiny_llama, tra
 
 
 def _full_disk_save(seen: dict):
-    """PeftModel.save_pretrained that writes half the weights, then finds the disk full."""
+    """PeftModel.save_pretrained that, for an adapter (not a checkpoint), writes half the weights
+    and then finds the disk full."""
+    from peft import PeftModel
+
     from playground.models.adapters import list_adapter_names
+    from playground.paths import adapters_dir
     from playground.training import list_adapters
 
+    real = PeftModel.save_pretrained
+
     def save_pretrained(self, folder, **kwargs):
+        if Path(folder).parent != adapters_dir():
+            return real(self, folder, **kwargs)
         Path(folder, "adapter_model.safetensors").write_bytes(b"\0" * 1000)
         Path(folder, "adapter_config.json").write_text("{}")
         seen["app list"] = list_adapter_names()

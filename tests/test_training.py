@@ -270,6 +270,39 @@ def test_stop_keeps_checkpoints_and_resume_matches_uninterrupted(reference, tiny
     assert [e["step"] for e in events if e["type"] == "start"] == [0, 7]
 
 
+def test_sigterm_checkpoints_and_stops(tiny_llama, data_file, tmp_path):
+    job = TrainingJob.create(make_config(tiny_llama, data_file, str(tmp_path / "termed"), save_every=0))
+
+    def terminate_at_3(event):
+        if event["type"] == "step" and event["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    status = run_job(job.dir, terminate_at_3)
+    assert status["status"] == "stopped"
+    assert [p.name for p in list_checkpoints(job.dir)] == ["step-3"]
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_loss_matches_the_models_own_loss(tiny_llama):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from playground.training.formatting import pad_batch
+    from playground.training.loss import token_loss_sum
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    rows = [
+        Example(str(i), r["instruction"] * (i + 1), r["input"], r["output"]) for i, r in enumerate(ROWS[:3])
+    ]
+    batch = pad_batch([format_example(e, tok, "alpaca", max_length=256) for e in rows], tok.pad_token_id)
+    with torch.no_grad():
+        total, n = token_loss_sum(model, batch)
+        expected = model(**batch).loss
+    assert n == int((batch["labels"][:, 1:] != -100).sum())
+    assert torch.allclose(total / n, expected, atol=1e-5)
+
+
 # -- jobs in subprocesses ------------------------------------------------------------------------
 
 
@@ -300,7 +333,7 @@ def test_killed_job_resumes_to_the_same_weights_and_jobs_queue(reference, tiny_l
         saved.extend(e for e in events if e["type"] == "checkpoint")
         return saved
 
-    wait_for(checkpoint_written)
+    wait_for(checkpoint_written, timeout=120)
     pid = manager.job(first).status()["pid"]
     assert manager.job(second).status()["status"] == "queued"  # one job at a time
     os.kill(pid, signal.SIGKILL)

@@ -3,8 +3,11 @@
 At batch 1 a 7B model spends most of each `generate()` step launching kernels from Python
 (hundreds per token), not reading weights. Here the prompt is prefilled eagerly into a
 static cache, the one-token forward is captured once as a CUDA graph, and every later token
-is one graph replay plus a few sampling kernels. The graph and its cache are kept on the
-model and reused by later requests of the same cache size.
+is one graph replay plus a few sampling kernels. Inside the graph, RMSNorm and rotary
+embedding run as torch.compile'd fused kernels (fewer, larger kernels), and each next step
+is queued before the current token reaches the host, so streaming overlaps the GPU work.
+The graph and its cache are kept on the model and reused by later requests of the same
+cache size. Measured on an H100 (7B shapes): bench/RESULTS.md, section GPU.
 
 `decode_tokens` is the loop (eager steps where graphs are off, e.g. on CPU in tests);
 `fast_generate` is the drop-in that `stream.py` calls, returning None where it does not apply

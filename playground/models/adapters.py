@@ -94,6 +94,7 @@ def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = N
         else:
             loaded.model = PeftModel.from_pretrained(loaded.model, str(folder), adapter_name=name)
     except (RuntimeError, ValueError, KeyError) as exc:
+        _drop_half_attached(loaded, name)
         raise PlaygroundError(
             f"Adapter {folder.name} does not fit {loaded.name} (was it made for another base model?): "
             f"{str(exc).splitlines()[0][:300]}"
@@ -101,6 +102,25 @@ def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = N
     loaded.model.eval()
     loaded.adapters[name] = str(folder)
     return name
+
+
+def _drop_half_attached(loaded: LoadedModel, name: str) -> None:
+    """Issue 8: peft adds an adapter's LoRA layers before it loads its weights, so a load that
+    fails leaves a phantom adapter in the model; take it out again."""
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    model = loaded.model
+    if isinstance(model, PeftModel):
+        if name in model.peft_config:
+            model.delete_adapter(name)
+        return
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, BaseTunerLayer):
+                setattr(parent, child_name, child.get_base_layer())
+    if hasattr(model, "peft_config"):
+        del model.peft_config
 
 
 def detach_adapters(loaded: LoadedModel) -> None:

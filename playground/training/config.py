@@ -17,10 +17,9 @@ SCHEDULERS = ("linear", "cosine", "constant")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def _f(default: Any, help: str, **kwargs: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
+def _f(default: Any, help: str) -> Any:
+    """A field with its help text, which the CLI shows for its flag."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass

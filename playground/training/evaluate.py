@@ -6,23 +6,7 @@ import math
 from typing import Any
 
 from playground.training.formatting import FormattedExample, pad_batch
-
-
-def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """(summed cross-entropy over trained tokens, number of trained tokens) for one padded batch."""
-    import torch
-    import torch.nn.functional as F
-
-    device = next(model.parameters()).device
-    ids = batch["input_ids"].to(device)
-    labels = batch["labels"]
-    # Shift the labels, not the logits: slicing the logits would copy the largest tensor of the step.
-    targets = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], -100)], dim=1).to(device)
-    logits = model(input_ids=ids, attention_mask=batch["attention_mask"].to(device), use_cache=False).logits
-    loss = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
-    )
-    return loss, int((targets != -100).sum())
+from playground.training.loss import token_loss_sum
 
 
 def evaluate(

@@ -26,8 +26,9 @@ from playground.training.checkpoints import (
 )
 from playground.training.config import TrainingConfig
 from playground.training.dataset import TrainingData, prepare_data
-from playground.training.evaluate import evaluate, token_loss_sum
+from playground.training.evaluate import evaluate
 from playground.training.formatting import FormattedExample, build_prompt, format_example, pad_batch
+from playground.training.loss import token_loss_sum
 from playground.training.modeling import Base, load_base, wrap_lora
 from playground.training.plan import DataOrder, Plan, make_scheduler
 
@@ -292,7 +293,10 @@ class Trainer:
         return metrics
 
     def _checkpoint(self, s: _Session) -> Path:
-        state = {**s.state, "elapsed_s": s.elapsed()}
+        done = min(s.state["step"] * s.plan.grad_accum, s.plan.total_micro)
+        # The step alone fixes the data position (plan.py); this spells it out for people reading the file.
+        position = {"micro_batches_done": done, "epoch": done / s.plan.batches_per_epoch, "seed": s.plan.seed}
+        state = {**s.state, "elapsed_s": s.elapsed(), "data_position": position}
         path = save_checkpoint(self.job_dir, s.model, s.optimizer, s.scheduler, state)
         self.on_event({"type": "checkpoint", "step": s.state["step"], "path": str(path)})
         return path

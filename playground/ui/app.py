@@ -8,6 +8,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from playground.context import AppContext
+from playground.paths import exports_dir
 from playground.ui.chat import build_chat_tab
 from playground.ui.compare import build_compare_tab
 from playground.ui.leaderboard import build_leaderboard_tab
@@ -65,6 +66,8 @@ def launch_kwargs() -> dict:
         "theme": gr.themes.Soft(),
         "css": CSS,
         "max_file_size": MAX_UPLOAD,
+        # Only the exports folder is served (CSV/JSON downloads); never the database or uploads.
+        "allowed_paths": [str(exports_dir())],
         "auth": auth_from_env(),
         "auth_message": "This playground is shared: log in with the account you were given.",
     }

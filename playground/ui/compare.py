@@ -36,6 +36,7 @@ from playground.ui.common import user_errors
 MAX_COLUMNS = 6
 DEFAULT_COLUMNS = 3
 MAX_TABLE_PROMPTS = 200
+MAX_NEW_TOKENS = 1024
 MODEL_DEFAULT = "model default"
 # The homework's cases first, so the default three columns are greedy / focused / creative.
 COLUMN_PRESETS = [
@@ -302,7 +303,12 @@ def _build_columns(ctx: AppContext, shared: tuple[gr.Dropdown, gr.Textbox, gr.Te
             1, MAX_SAMPLES, value=1, step=1, label="Samples per column", elem_id="compare-samples"
         )
         max_new_all = gr.Number(
-            64, label="Max new tokens (all columns)", precision=0, elem_id="compare-max-new"
+            64,
+            label="Max new tokens (all columns)",
+            precision=0,
+            minimum=1,
+            maximum=MAX_NEW_TOKENS,
+            elem_id="compare-max-new",
         )
         seed = gr.Number(0, label="Seed, shared (-1 = random)", precision=0, elem_id="compare-seed")
         run = gr.Button("Run columns", variant="primary", elem_id="compare-run")
@@ -319,7 +325,9 @@ def _build_columns(ctx: AppContext, shared: tuple[gr.Dropdown, gr.Textbox, gr.Te
     with gr.Accordion("Prompt sent to the model", open=False):
         preview = gr.Textbox(show_label=False, lines=4, interactive=False, elem_id="compare-preview")
 
-    n_columns.change(lambda n: [gr.update(visible=i < n) for i in range(MAX_COLUMNS)], n_columns, boxes)
+    n_columns.change(
+        lambda n: [gr.update(visible=i < n) for i in range(MAX_COLUMNS)], n_columns, boxes, queue=False
+    )
     max_new_all.change(
         lambda n: (
             [gr.update(value=n) for _ in range(MAX_COLUMNS)] if n and n > 0 else [gr.update()] * MAX_COLUMNS
@@ -377,7 +385,9 @@ def _build_one_column(i: int) -> tuple[list[gr.components.Component], gr.Textbox
         )
         no_repeat = gr.Slider(0, 6, value=nr0, step=1, label="No-repeat n-gram size (0 = off)")
         rep = gr.Slider(0.8, 2, value=rep0, step=0.05, label="Repetition penalty")
-        max_new = gr.Slider(1, 1024, value=64, step=1, label="Max new tokens", elem_id=f"compare-max-new-{i}")
+        max_new = gr.Slider(
+            1, MAX_NEW_TOKENS, value=64, step=1, label="Max new tokens", elem_id=f"compare-max-new-{i}"
+        )
     out = gr.Textbox(label="Output", lines=8, max_lines=30, interactive=False, elem_id=f"compare-out-{i}")
     stats = gr.Markdown("", elem_id=f"compare-stats-{i}")
     knobs = [mode, temperature, top_p, top_k, beams, length_penalty, no_repeat, rep, max_new]

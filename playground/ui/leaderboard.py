@@ -20,7 +20,7 @@ from playground.evaluation.runner import METRIC_GROUPS, EvalConfig, evaluate
 from playground.generation.settings import GREEDY
 from playground.leaderboard import lower_is_better
 from playground.models.adapters import attach_adapter, list_adapter_names
-from playground.paths import adapters_dir, data_dir
+from playground.paths import adapters_dir, exports_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
 from playground.ui.common import progress_callback, user_errors
@@ -410,7 +410,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
 
     @user_errors
     def on_export(ds: str | None) -> str:
-        path = data_dir() / "exports" / f"leaderboard-{(ds or 'all').replace('/', '_')}.csv"
+        path = exports_dir() / f"leaderboard-{(ds or 'all').replace('/', '_')}.csv"
         atomic_write_text(path, board.to_csv(ds or None))
         return str(path)
 
