@@ -20,6 +20,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    try:
+        kwargs = launch_kwargs()
+    except ValueError as exc:  # a malformed PLAYGROUND_AUTH: say so instead of a traceback
+        raise SystemExit(f"error: {exc}") from None
     ctx = AppContext()
     if not args.no_preload:
         print(f"Loading {args.model} (the first start converts the embedded model, ~25 s)...", flush=True)
@@ -27,7 +31,7 @@ def main() -> None:
         print(ctx.models.current.describe(), flush=True)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=4, max_size=64)
-    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+    demo.launch(server_name=args.host, server_port=args.port, **kwargs)
 
 
 if __name__ == "__main__":

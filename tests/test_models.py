@@ -102,3 +102,30 @@ def test_embedded_default_answers(embedded_model):
     assert "Paris" in out.text
     assert out.finished and not out.stopped
     assert embedded_model.tokenizer.eos_token == "<|im_end|>"
+
+
+def test_failed_switch_keeps_a_model_loaded(tiny_llama, tmp_path, monkeypatch):
+    manager = ModelManager()
+    first = manager.load(str(tiny_llama), LoadOptions(precision="fp32"))
+    with pytest.raises(ModelLoadError, match="No folder"):
+        manager.load(str(tmp_path / "typo"))
+    assert manager.current is first and first.model is not None  # nothing was freed
+
+    # A failure while reading the weights (here: out of memory) brings the previous model back.
+    import playground.models.manager as manager_module
+
+    real = manager_module.load_model
+
+    def failing(name, options=None, progress=None):
+        if name == str(tmp_path / "big"):
+            raise ModelLoadError("Out of GPU memory loading big.")
+        return real(name, options, progress)
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for f in tiny_llama.iterdir():
+        (big / f.name).symlink_to(f)
+    monkeypatch.setattr(manager_module, "load_model", failing)
+    with pytest.raises(ModelLoadError, match="previous model, tiny-llama.*loaded again"):
+        manager.load(str(big), LoadOptions(precision="fp32"))
+    assert manager.current is not None and manager.current.source == str(tiny_llama)

@@ -305,10 +305,6 @@ def test_pickled_adapter_is_refused_with_a_message(tmp_path, tiny_llama):
     assert list_adapter_names() == ["pickled"]  # listed, so the refusal is what the user sees
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="playground/training/adapters.py resolve_adapter does not refuse pickles yet (see report)",
-)
 def test_training_refuses_to_continue_from_a_pickled_adapter(tmp_path, tiny_llama):
     from playground.training import TrainingConfig, preflight
 

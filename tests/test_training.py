@@ -360,6 +360,9 @@ def test_manager_marks_a_dead_running_job_interrupted(tiny_llama, data_file):
     assert info.status == "interrupted" and info.resumable
     assert "no checkpoint yet" in info.message
     assert manager.running() is None
+    with pytest.raises(PlaygroundError, match="micro_batch must be"):
+        manager.resume(job.id, {"micro_batch": 0})
+    assert job.config.micro_batch == 3 and job.status()["status"] == "interrupted"
 
 
 # -- CLI -------------------------------------------------------------------------------------------

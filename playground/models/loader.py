@@ -56,6 +56,7 @@ class LoadedModel:
     is_seq2seq: bool = False
     notes: list[str] = field(default_factory=list)
     adapters: dict[str, str] = field(default_factory=dict)  # name -> folder, attached with peft
+    requested: str = ""  # what the user typed: loading it again gives the same model
 
     def describe(self) -> str:
         quant = f", {self.quantization}" if self.quantization else ""
@@ -207,6 +208,24 @@ def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str]]:
     return device, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision], None, notes
 
 
+def check_loadable(name_or_path: str, options: LoadOptions | None = None) -> None:
+    """Raise ModelLoadError for what can be known without the weights: the name, the folder,
+    the config, the precision on this machine. Cheap, so a switch can check before it frees."""
+    from transformers import AutoConfig
+
+    options = options or LoadOptions()
+    resolved = resolve(name_or_path)
+    _choose(options)
+    try:
+        _from_pretrained(
+            AutoConfig, resolved.source, resolved.is_local, trust_remote_code=options.trust_remote_code
+        )
+    except ModelLoadError:
+        raise
+    except ValueError as exc:
+        raise ModelLoadError(f"Could not read the config of {resolved.source}: {exc}") from exc
+
+
 def load_model(
     name_or_path: str, options: LoadOptions | None = None, progress: Progress | None = None
 ) -> LoadedModel:
@@ -301,6 +320,7 @@ def load_model(
         options=options,
         is_seq2seq=is_seq2seq,
         notes=notes,
+        requested=name_or_path,
     )
 
 

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from playground.errors import PlaygroundError
-from playground.models.loader import LoadedModel, LoadOptions, Progress, free, load_model
+from playground.errors import ModelLoadError, PlaygroundError
+from playground.models.loader import LoadedModel, LoadOptions, Progress, check_loadable, free, load_model
 
 
 class ModelManager:
@@ -34,10 +34,18 @@ class ModelManager:
             cur = self._current
             if cur is not None and name.strip() in (cur.name, cur.source) and cur.options == options:
                 return cur
+            # Refuse a bad name before anything is freed: a typo must not cost the current model.
+            check_loadable(name, options)
             # Free first: two 7B models side by side would not fit where one does.
             self._current = None
             free(cur)
-            self._current = load_model(name, options, progress)
+            try:
+                self._current = load_model(name, options, progress)
+            except Exception as exc:
+                if cur is None:
+                    raise
+                self._current = load_model(cur.requested or cur.source, cur.options)
+                raise ModelLoadError(f"{exc} The previous model, {cur.name}, was loaded again.") from exc
             return self._current
 
     def unload(self) -> None:

@@ -92,12 +92,16 @@ def list_adapters(folder: Path | None = None) -> list[AdapterInfo]:
 
 
 def resolve_adapter(name_or_path: str) -> Path:
-    """An adapter folder from a path, `adapters/NAME` or a bare name in adapters_dir()."""
+    """An adapter folder from a path, `adapters/NAME` or a bare name in adapters_dir().
+
+    Only safetensors adapters are accepted: a pickled adapter_model.bin could run code when loaded.
+    """
+    from playground.models.adapters import check_adapter_folder
+
     path = Path(name_or_path).expanduser()
-    candidates = [path, adapters_dir() / path.name]
-    for candidate in candidates:
+    for candidate in (path, adapters_dir() / path.name):
         if (candidate / "adapter_config.json").is_file():
-            return candidate
+            return check_adapter_folder(candidate)
     raise PlaygroundError(f"No adapter {name_or_path}: expected a folder with adapter_config.json.")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import playground
+from playground.atomic import atomic_write_json
 from playground.errors import PlaygroundError
 from playground.training.checkpoints import find_checkpoint
 from playground.training.config import TrainingConfig
@@ -132,16 +133,22 @@ class JobManager:
         # Also covers a job between leaving the queue and its worker starting: the worker checks the file.
         job.stop_file.touch()
 
-    def resume(self, job_id: str) -> None:
-        """Queue a stopped, failed or interrupted job again; it continues from its last checkpoint."""
+    def resume(self, job_id: str, changes: dict[str, Any] | None = None) -> None:
+        """Queue a stopped, failed or interrupted job again; it continues from its last checkpoint.
+
+        `changes` adjusts settings first (a smaller micro_batch after running out of memory, say);
+        the run then goes on from the checkpoint but no longer matches an uninterrupted one exactly.
+        """
         job = self.job(job_id)
         status = job.status().get("status")
         if status not in RESUMABLE:
             raise PlaygroundError(
                 f"Job {job_id} is {status}; only {', '.join(RESUMABLE)} jobs can be resumed."
             )
-        preflight_config = job.config
-        preflight_config.validate()
+        config = job.config.replace(**changes) if changes else job.config
+        config.validate()
+        if changes:
+            atomic_write_json(job.dir / "config.json", config.to_dict())
         checkpoint = find_checkpoint(job.dir)
         where = f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint yet: starting over"
         job.stop_file.unlink(missing_ok=True)

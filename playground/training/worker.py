@@ -56,7 +56,7 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
         return job.update_status(status="failed", message=str(exc), ended=now())
     except Exception as exc:  # noqa: BLE001 - a bug must still end as a readable status, not a hung job
         traceback.print_exc()
-        message = f"Internal error: {type(exc).__name__}: {exc} (details in {job.log_file.name})"
+        message = _failure_message(job, exc)
         job.append_event({"type": "error", "message": message})
         return job.update_status(status="failed", message=message, ended=now())
     finally:
@@ -72,6 +72,30 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
     return job.update_status(
         status="finished", message=message, adapter=result.adapter, metrics=metrics, ended=now()
     )
+
+
+def _failure_message(job: TrainingJob, exc: BaseException) -> str:
+    """What went wrong and what to do, for failures a user can fix; else an internal error."""
+    import errno
+
+    import torch
+
+    step = job.status().get("checkpoint_step")
+    resume = f"resume continues from step {step}" if step else "no checkpoint yet, so resume starts over"
+    text = str(exc).lower()
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
+        config = job.config
+        return (
+            f"Out of memory with micro_batch={config.micro_batch} and max_length={config.max_length}. "
+            "Lower micro_batch (raise grad_accum to keep the same examples per step) or max_length, or "
+            f"turn on gradient_checkpointing; then resume ({resume})."
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"The disk is full ({exc.strerror or exc}). Free some space (old jobs in {job.dir.parent}, "
+            f"adapters you no longer need), then resume ({resume})."
+        )
+    return f"Internal error: {type(exc).__name__}: {exc} (details in {job.log_file.name})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -259,7 +259,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             return data_problem(exc)
 
     for comp in (*test_set.inputs, references):
-        comp.change(on_data_change, [*test_set.inputs, references], data_info, queue=False)
+        comp.change(on_data_change, [*test_set.inputs, references], data_info)
 
     @user_errors
     def run_eval(
@@ -368,7 +368,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         model_filter.change,
         strategy_filter.change,
     ):
-        trigger(show, board_inputs, board_outputs, queue=False)
+        trigger(show, board_inputs, board_outputs)
 
     @user_errors
     def on_run_select(table_value: pd.DataFrame, evt: gr.SelectData):
@@ -396,7 +396,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         first = rows[0] if rows else None
         return run_id, title, df, nll_heatmap(first.tokens, first.nll) if first else ""
 
-    runs.select(on_run_select, runs, [selected_run, run_title, examples, heatmap], queue=False)
+    runs.select(on_run_select, runs, [selected_run, run_title, examples, heatmap])
 
     @user_errors
     def on_example_select(run_id: int | None, evt: gr.SelectData) -> str:
@@ -406,7 +406,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         chosen = board.examples(run_id)[row]
         return nll_heatmap(chosen.tokens, chosen.nll)
 
-    examples.select(on_example_select, selected_run, heatmap, queue=False)
+    examples.select(on_example_select, selected_run, heatmap)
 
     @user_errors
     def on_export(ds: str | None) -> str:
@@ -414,7 +414,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         atomic_write_text(path, board.to_csv(ds or None))
         return str(path)
 
-    export.click(on_export, dataset, export_file, queue=False)
+    export.click(on_export, dataset, export_file)
 
     @user_errors
     def on_delete(run_id: float | None, ds, metric_name, model_name, strategy):
@@ -424,4 +424,4 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         gr.Info(f"Deleted run #{int(run_id)}.")
         return show(ds, metric_name, model_name, strategy)
 
-    delete.click(on_delete, [delete_id, *board_inputs], board_outputs, queue=False)
+    delete.click(on_delete, [delete_id, *board_inputs], board_outputs)

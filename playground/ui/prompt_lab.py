@@ -571,10 +571,9 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
             on_test,
             [*test_set.inputs, references],
             [test_state, query, test_info, train_set.example],
-            queue=False,
         ).then(on_pool, [test_state, pool_state], [pool_table, manual_ids], queue=False).then(**preview_run)
     for comp in train_set.inputs:
-        comp.change(on_train, train_set.inputs, pool_state, queue=False).then(
+        comp.change(on_train, train_set.inputs, pool_state).then(
             on_pool, [test_state, pool_state], [pool_table, manual_ids], queue=False
         ).then(**preview_run)
 
@@ -696,6 +695,6 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         loaded_controls = load_lab_recipe(name)
         return [*loaded_controls.values(), f"Loaded recipe **{name}**."]
 
-    save_btn.click(on_save, [recipe_name, *controls], [recipe_status, recipes], queue=False)
-    load_btn.click(on_load, recipes, [*controls, recipe_status], queue=False)
+    save_btn.click(on_save, [recipe_name, *controls], [recipe_status, recipes])
+    load_btn.click(on_load, recipes, [*controls, recipe_status])
     recipes.focus(lambda: gr.update(choices=list_recipes()), None, recipes, queue=False)

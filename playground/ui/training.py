@@ -359,7 +359,6 @@ def build_training_tab(ctx: AppContext) -> None:
         on_start,
         form_inputs,
         [job_id, offset, events_state, status_md, chart, jobs_table, timer],
-        queue=False,
     )
 
     def poll(current: str | None, since: int, seen: list[dict[str, Any]]):
@@ -395,7 +394,7 @@ def build_training_tab(ctx: AppContext) -> None:
         jobs.stop(current)
         return f"**Status:** stopping {current} (saving a checkpoint)..."
 
-    stop.click(on_stop, job_id, status_md, queue=False)
+    stop.click(on_stop, job_id, status_md)
 
     @user_errors
     def on_resume(current: str | None):
@@ -404,7 +403,7 @@ def build_training_tab(ctx: AppContext) -> None:
         jobs.resume(current)
         return 0, [], f"**Status:** queued again ({current})", gr.Timer(active=True)
 
-    resume.click(on_resume, job_id, [offset, events_state, status_md, timer], queue=False)
+    resume.click(on_resume, job_id, [offset, events_state, status_md, timer])
 
     def on_job_select(table: pd.DataFrame, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
