@@ -167,3 +167,11 @@ def test_tang_poems_batched_equals_loop(llama, shared_dir):
     template = TEMPLATES["taiwan-llama"]
     pairs = [(template.render(r["instruction"] + r["input"]), r["output"]) for r in rows]
     assert_same(looped_perplexity(model, tokenizer, pairs), perplexity(model, tokenizer, pairs, batch_size=4))
+
+
+def test_no_second_bos_when_the_prompt_already_starts_with_it(llama):
+    model, tokenizer = llama
+    plain = perplexity(model, tokenizer, [("hello", "world")])
+    with_bos = perplexity(model, tokenizer, [(tokenizer.bos_token + "hello", "world")])
+    # "<s>hello" as text encodes to the same ids as the added bos + "hello": same number.
+    assert with_bos.examples[0].perplexity == pytest.approx(plain.examples[0].perplexity, rel=1e-6)

@@ -200,8 +200,11 @@ def _encode(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int) -
     outputs = tokenizer([o for _, o in pairs], add_special_tokens=False)["input_ids"]
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     encoded = []
-    for prompt_ids, output_ids in zip(prompts, outputs):
-        head = bos + list(prompt_ids)
+    for (prompt, _), prompt_ids, output_ids in zip(pairs, prompts, outputs):
+        # The homework's raw templates have no bos, so it is added; a chat template that
+        # already writes bos as text (SmolLM2's <|im_start|>) must not get a second one.
+        starts_with_bos = bool(tokenizer.bos_token) and prompt.startswith(tokenizer.bos_token)
+        head = ([] if starts_with_bos else bos) + list(prompt_ids)
         ids = (head + list(output_ids) + [tokenizer.eos_token_id])[:max_length]
         # Position 0 cannot be predicted, so it is never scored even when it is an output token.
         encoded.append(_Encoded(ids, list(range(max(len(head), 1), len(ids)))))

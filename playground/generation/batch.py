@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.settings import DecodingSettings
-from playground.generation.stream import encode_prompt, oom_message, seed_everything
+from playground.generation.stream import add_special_tokens, decode_new, oom_message, seed_everything
 from playground.models.loader import LoadedModel
 
 
@@ -29,14 +29,6 @@ class BatchOutput:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def _add_special(loaded: LoadedModel, prompt: str) -> bool:
-    return (
-        "input_ids" in encode_prompt(loaded, prompt)
-        and not (loaded.default_template.uses_chat_template or loaded.tokenizer.bos_token is None)
-        and not prompt.startswith(loaded.tokenizer.bos_token or "\x00")
-    )
-
-
 def generate_batch(
     loaded: LoadedModel,
     prompts: Sequence[str],
@@ -50,7 +42,7 @@ def generate_batch(
     tok = loaded.tokenizer
     if not prompts:
         return []
-    add_special = _add_special(loaded, prompts[0])
+    add_special = add_special_tokens(tok, prompts[0])
     old_side = tok.padding_side
     tok.padding_side = "left"
     try:
@@ -87,7 +79,7 @@ def generate_batch(
             ids = row_ids[1:] if loaded.is_seq2seq else row_ids[width:]
             row.append(
                 BatchOutput(
-                    text=tok.decode(ids, skip_special_tokens=True),
+                    text=decode_new(tok, ids),
                     prompt_tokens=int(prompt_lens[i]),
                     new_tokens=_count_new(ids, tok),
                     seconds=seconds,

@@ -26,7 +26,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.settings import GREEDY, DecodingSettings
-from playground.generation.stream import encode_prompt, oom_message, seed_everything
+from playground.generation.stream import decode_new, encode_prompt, oom_message, seed_everything
 from playground.models.loader import LoadedModel
 
 MAX_SAMPLES = 16
@@ -318,7 +318,7 @@ def _run_call(
     for i, limit in enumerate(limits):
         new = out[i, start : start + limit]
         n = _new_tokens(new, tok)
-        rows.append((tok.decode(new[:n], skip_special_tokens=True), width - pads[i], n))
+        rows.append((decode_new(tok, new[:n]), width - pads[i], n))
     return rows, seconds, peak
 
 

@@ -56,14 +56,25 @@ def _stopping(stop: threading.Event) -> Any:
     return StoppingCriteriaList([_Stop()])
 
 
+def add_special_tokens(tokenizer: Any, prompt: str) -> bool:
+    """Whether the tokenizer should add its special tokens (bos) to this prompt.
+
+    Chat templates write bos as text (<s>, <|im_start|>, <bos>), and a second one is out of
+    distribution; raw homework templates have none, so the tokenizer adds it, as perplexity does.
+    """
+    bos = getattr(tokenizer, "bos_token", None)
+    return not (bos and prompt.startswith(bos))
+
+
 def encode_prompt(loaded: LoadedModel, prompt: str) -> dict[str, Any]:
-    # The prompt text already carries the template's special tokens (chat templates write
-    # <|im_start|>, <s> etc. as text), so the tokenizer must not add another BOS.
-    add_special = not loaded.default_template.uses_chat_template and loaded.tokenizer.bos_token is not None
-    if loaded.tokenizer.bos_token and prompt.startswith(loaded.tokenizer.bos_token):
-        add_special = False
-    enc = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=add_special)
+    tok = loaded.tokenizer
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=add_special_tokens(tok, prompt))
     return {k: v.to(loaded.model.device) for k, v in enc.items()}
+
+
+def decode_new(tokenizer: Any, ids: Any) -> str:
+    """Generated text; a character cut in half by the token limit is dropped, not shown as U+FFFD."""
+    return tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
 
 
 def seed_everything(seed: int | None) -> None:
@@ -162,7 +173,7 @@ def stream_generate(
     ids = result["ids"]
     pad = tok.pad_token_id
     new = int((ids != pad).sum()) if pad is not None and pad != tok.eos_token_id else int(ids.numel())
-    text = tok.decode(ids, skip_special_tokens=True)
+    text = decode_new(tok, ids)
     stopped = stop.is_set() and not _ended_naturally(ids, tok, settings)
     yield GenerationUpdate(
         text, prompt_tokens, new, time.perf_counter() - start, finished=True, stopped=stopped

@@ -150,7 +150,9 @@ def build_chat_tab(ctx: AppContext) -> None:
         """One-turn chat for scripts: streams the growing answer of the resident model."""
         settings = decoding_from_ui(temperature, 0.9, 50, max_new_tokens, 1.0, seed)
         with ctx.models.use() as loaded:
-            prompt = loaded.default_template.render(message, system=system or None, tokenizer=loaded.tokenizer)
+            prompt = loaded.default_template.render(
+                message, system=system or None, tokenizer=loaded.tokenizer
+            )
             for update in stream_generate(loaded, prompt, settings):
                 yield update.text
 

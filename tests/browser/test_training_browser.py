@@ -45,6 +45,12 @@ def test_train_short_job_live_chart_stop_and_adapter_listed(page, app_server):
     steps.fill("3")
     page.locator("#train-output textarea, #train-output input").first.fill("browser-lora-done")
     page.locator("#train-start").click()
-    _wait_until(lambda: any(a.name == "browser-lora-done" for a in __import__("playground.training", fromlist=["x"]).list_adapters()), timeout=240)
+    _wait_until(
+        lambda: any(
+            a.name == "browser-lora-done"
+            for a in __import__("playground.training", fromlist=["x"]).list_adapters()
+        ),
+        timeout=240,
+    )
     page.get_by_role("button", name="Refresh lists").click()
     page.locator("#train-adapters").get_by_text("browser-lora-done").filter(visible=True).first.wait_for()
