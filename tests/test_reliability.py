@@ -29,6 +29,7 @@ import torch
 
 from bench.soak import run_sessions, slot_free_after_cancel, slot_free_after_disconnect
 from playground.errors import PlaygroundError
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)"
@@ -37,16 +38,6 @@ OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total cap
 def _oom(*args, **kwargs):
     # What torch raises when the GPU is full; raised by hand because there is no GPU here.
     raise torch.cuda.OutOfMemoryError(OOM)
-
-
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture(scope="module", autouse=True)

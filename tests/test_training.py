@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from playground.training import (
 )
 from playground.training.checkpoints import list_checkpoints
 from playground.training.worker import run_job
+from tests.helpers import wait_for
 from tests.tiny_models import build_tokenizer
 
 COLOURS = ["red", "blue", "green", "gold"]
@@ -304,16 +304,6 @@ def test_loss_matches_the_models_own_loss(tiny_llama):
 
 
 # -- jobs in subprocesses ------------------------------------------------------------------------
-
-
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def test_killed_job_resumes_to_the_same_weights_and_jobs_queue(reference, tiny_llama, data_file, tmp_path):

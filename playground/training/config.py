@@ -194,6 +194,16 @@ class TrainingConfig:
             raise PlaygroundError("Training settings: " + "; ".join(problems) + ".")
 
 
+def check_loss_mode(loss_mode: str, seq2seq: bool, model_name: str) -> None:
+    """full_text trains on the prompt, which an encoder-decoder model reads but never generates."""
+    if seq2seq and loss_mode == "full_text":
+        raise PlaygroundError(
+            f"loss_mode full_text does not apply to {model_name}: it is an encoder-decoder model, whose "
+            "decoder generates only the output (the prompt goes to the encoder). Use masked_prompt or "
+            "no_template."
+        )
+
+
 def _coerce(name: str, annotation: Any, value: Any) -> Any:
     """YAML and forms give strings for numbers ("2e-4" is a string in YAML 1.1)."""
     kind = str(annotation)

@@ -3,6 +3,9 @@
 Only positions that predict a trained token go through the LM head and the softmax: with the
 prompt masked that skips a large share of the biggest tensors of the step (batch x length x
 vocabulary), in time and in memory, and gives the same sum.
+
+Encoder-decoder models: labels are the decoder's targets, position for position (no shift);
+the decoder input is the labels shifted right, as the model itself builds it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,23 @@ def _accepts_logits_to_keep(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
+def is_seq2seq(model: Any) -> bool:
+    return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+
+
+def count_trained(batch: dict[str, Any], seq2seq: bool) -> int:
+    """Trained tokens that the forward pass predicts (a causal model never predicts position 0)."""
+    labels = batch["labels"] if seq2seq else batch["labels"][:, 1:]
+    return int((labels != IGNORE).sum())
+
+
 def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """(summed cross-entropy over trained tokens, number of trained tokens) for one padded batch."""
     import torch
     import torch.nn.functional as F
 
+    if is_seq2seq(model):
+        return _seq2seq_loss_sum(model, batch)
     device = next(model.parameters()).device
     labels = batch["labels"]
     # targets[:, t] is the token that position t predicts; the last position predicts nothing.
@@ -44,3 +59,25 @@ def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     trained = trained.to(device)
     loss = F.cross_entropy(logits[trained].float(), targets.to(device)[trained], reduction="sum")
     return loss, n_trained
+
+
+def _seq2seq_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    import torch.nn.functional as F
+
+    device = next(model.parameters()).device
+    labels = batch["labels"].to(device)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # Passing labels makes the model compute a mean loss of its own too; its decoder input is enough.
+    if hasattr(inner, "prepare_decoder_input_ids_from_labels"):
+        decoder = {"decoder_input_ids": inner.prepare_decoder_input_ids_from_labels(labels=labels)}
+    else:
+        decoder = {"labels": labels}
+    logits = model(
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        use_cache=False,
+        **decoder,
+    ).logits
+    trained = labels != IGNORE
+    loss = F.cross_entropy(logits[trained].float(), labels[trained], reduction="sum")
+    return loss, int(trained.sum())

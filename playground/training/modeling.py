@@ -1,4 +1,7 @@
-"""The base model and its LoRA wrapper: fp32 LoRA on CPU, QLoRA (4-bit NF4 base) on CUDA."""
+"""The base model and its LoRA wrapper: fp32 LoRA on CPU, QLoRA (4-bit NF4 base) on CUDA.
+
+Decoder-only models train as peft CAUSAL_LM, encoder-decoder ones (T5) as SEQ_2_SEQ_LM.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,17 @@ ALIASES = {
     "down": "down_proj",
 }
 GROUPS = {"attention": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
+# T5 spells its layers differently (q, k, v, o; wi or wi_0/wi_1, wo): the aliases map onto these.
+T5_NAMES = {
+    "q_proj": ("q",),
+    "k_proj": ("k",),
+    "v_proj": ("v",),
+    "o_proj": ("o",),
+    "gate_proj": ("wi_0", "wi"),
+    "up_proj": ("wi_1", "wi"),
+    "down_proj": ("wo",),
+}
+SHORT_NAMES = {"wi", "wo"}  # real module names too short for the "looks like a name" check
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -39,6 +53,8 @@ def resolve_target_modules(spec: str | list[str]) -> list[str] | str:
             out.extend(GROUPS[item])
         elif item == "all-linear":
             raise PlaygroundError("target_modules: all-linear cannot be combined with other modules")
+        elif item in SHORT_NAMES:
+            out.append(item)
         elif len(item) <= 2 or not _MODULE_RE.match(item):
             raise PlaygroundError(
                 f"unknown target module {item!r}: use q, k, v, o, gate, up, down, attention, mlp, "
@@ -60,6 +76,20 @@ def linear_module_names(model: Any) -> set[str]:
     }
 
 
+def fit_target_modules(targets: list[str] | str, available: set[str]) -> list[str] | str:
+    """Swap alias names the model lacks (q_proj on T5) for its own spelling of them (q)."""
+    if targets == "all-linear":
+        return targets
+    out: list[str] = []
+    for target in targets:
+        own = [name for name in T5_NAMES.get(target, ()) if name in available]
+        if target.rsplit(".", 1)[-1] not in available and own:
+            out.append(own[0])
+        else:
+            out.append(target)
+    return list(dict.fromkeys(out))
+
+
 def check_target_modules(targets: list[str] | str, available: set[str], model_name: str) -> None:
     if targets == "all-linear":
         return
@@ -78,15 +108,34 @@ def check_targets_offline(config: TrainingConfig) -> None:
         return
     try:
         from accelerate import init_empty_weights
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+        model_config = AutoConfig.from_pretrained(folder)
+        auto = AutoModelForSeq2SeqLM if model_config.is_encoder_decoder else AutoModelForCausalLM
         with init_empty_weights():
-            skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+            skeleton = auto.from_config(model_config)
     except Exception:  # noqa: BLE001 - the job itself reports load errors with full context
         return
-    check_target_modules(
-        resolve_target_modules(config.target_modules), linear_module_names(skeleton), folder.name
-    )
+    available = linear_module_names(skeleton)
+    targets = fit_target_modules(resolve_target_modules(config.target_modules), available)
+    check_target_modules(targets, available, folder.name)
+
+
+def is_seq2seq_model(model: str) -> bool | None:
+    """Whether `model` is encoder-decoder, from its config alone (None: unknown without a download)."""
+    from playground.models.presets import find_preset
+
+    preset = find_preset(model)
+    if preset is not None:
+        return preset.seq2seq
+    try:
+        from transformers import AutoConfig
+
+        folder = Path(model).expanduser()
+        source = str(folder) if (folder / "config.json").is_file() else model
+        return bool(AutoConfig.from_pretrained(source, local_files_only=True).is_encoder_decoder)
+    except Exception:  # noqa: BLE001 - not local or not cached: the job finds out when it loads
+        return None
 
 
 @dataclass
@@ -99,6 +148,7 @@ class Base:
     name: str
     source: str
     notes: list[str] = field(default_factory=list)
+    seq2seq: bool = False
 
 
 def choose_method(config: TrainingConfig) -> str:
@@ -143,6 +193,7 @@ def load_base(config: TrainingConfig) -> Base:
         name=loaded.name,
         source=loaded.source,
         notes=notes,
+        seq2seq=loaded.is_seq2seq,
     )
 
 
@@ -152,8 +203,9 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     model = base.model
-    targets = resolve_target_modules(config.target_modules)
-    check_target_modules(targets, linear_module_names(model), base.name)
+    available = linear_module_names(model)
+    targets = fit_target_modules(resolve_target_modules(config.target_modules), available)
+    check_target_modules(targets, available, base.name)
     checkpointing = config.gradient_checkpointing
     if checkpointing is None:
         checkpointing = base.method == "qlora"
@@ -180,7 +232,7 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
             lora_dropout=config.dropout,
             target_modules=targets,
             bias="none",
-            task_type="CAUSAL_LM",
+            task_type="SEQ_2_SEQ_LM" if base.seq2seq else "CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
     # Adapters train in fp32 whatever the base dtype, so small updates are not rounded away.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from playground.errors import PlaygroundError
-from playground.training.config import TrainingConfig
+from playground.training.config import TrainingConfig, check_loss_mode
 from playground.training.dataset import TrainingData, prepare_data
 
 
@@ -14,7 +14,10 @@ def preflight(config: TrainingConfig) -> TrainingData:
 
     Returns the prepared data so callers can show counts. The model's weights are not loaded.
     """
+    from playground.training.modeling import check_targets_offline, is_seq2seq_model
+
     config.validate()
+    check_loss_mode(config.loss_mode, bool(is_seq2seq_model(config.model)), Path(config.model).name)
     data = prepare_data(config)
     if config.resume_from:
         from playground.training.adapters import resolve_adapter
@@ -31,7 +34,5 @@ def preflight(config: TrainingConfig) -> TrainingData:
     if model.is_absolute() or str(config.model).startswith((".", "~")):
         if not model.is_dir():
             raise PlaygroundError(f"No model folder {config.model}.")
-    from playground.training.modeling import check_targets_offline
-
     check_targets_offline(config)
     return data

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playground.data_types import Example
 from playground.errors import PlaygroundError
 from playground.prompts.templates import PromptTemplate, get_template
 from playground.training.adapters import resolve_adapter, save_adapter
@@ -24,11 +25,11 @@ from playground.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from playground.training.config import TrainingConfig
+from playground.training.config import TrainingConfig, check_loss_mode
 from playground.training.dataset import TrainingData, prepare_data
 from playground.training.evaluate import evaluate
 from playground.training.formatting import FormattedExample, build_prompt, format_example, pad_batch
-from playground.training.loss import token_loss_sum
+from playground.training.loss import count_trained, token_loss_sum
 from playground.training.modeling import Base, load_base, wrap_lora
 from playground.training.plan import DataOrder, Plan, make_scheduler
 
@@ -107,6 +108,8 @@ class Trainer:
         data = prepare_data(self.config)
         _seed_everything(self.config.seed)
         base = load_base(self.config)
+        # preflight catches this for local and cached models; a hub model is only known once loaded.
+        check_loss_mode(self.config.loss_mode, base.seq2seq, base.name)
         if base.device == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
             # Filling every new tensor costs time and adds nothing: no op reads memory it did not write.
@@ -139,15 +142,18 @@ class Trainer:
             return PromptTemplate(default.name, default.text, self.config.system, default.notes)
         return default
 
+    def _format(
+        self, example: Example, tokenizer: Any, template: PromptTemplate, seq2seq: bool
+    ) -> FormattedExample:
+        cfg = self.config
+        return format_example(example, tokenizer, template, cfg.loss_mode, cfg.max_length, seq2seq=seq2seq)
+
     def _format_train(
-        self, data: TrainingData, tokenizer: Any, template: PromptTemplate
+        self, data: TrainingData, tokenizer: Any, template: PromptTemplate, seq2seq: bool
     ) -> list[FormattedExample]:
         cfg = self.config
-        formatted = [
-            format_example(e, tokenizer, template, cfg.loss_mode, cfg.max_length) for e in data.train
-        ]
-        # Position 0 is never predicted, so an example needs a trained label after it.
-        usable = [f for f in formatted if any(label != -100 for label in f.labels[1:])]
+        formatted = [self._format(e, tokenizer, template, seq2seq) for e in data.train]
+        usable = [f for f in formatted if f.n_predicted]
         if not usable:
             raise PlaygroundError(
                 f"No example has output tokens within max_length={cfg.max_length}: the prompts fill it. "
@@ -168,7 +174,7 @@ class Trainer:
         model = wrap_lora(base, cfg, init_adapter)
         tokenizer = base.tokenizer
         template = self._template(base.template)
-        train = self._format_train(data, tokenizer, template)
+        train = self._format_train(data, tokenizer, template, base.seq2seq)
         plan = Plan.build(len(train), cfg)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -177,7 +183,7 @@ class Trainer:
             model=model,
             template=template,
             train=train,
-            eval=[format_example(e, tokenizer, template, cfg.loss_mode, cfg.max_length) for e in data.eval],
+            eval=[self._format(e, tokenizer, template, base.seq2seq) for e in data.eval],
             pairs=[(build_prompt(e, template, cfg.loss_mode, tokenizer), e.output or "") for e in data.eval],
             pad_id=next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None),
             plan=plan,
@@ -244,8 +250,12 @@ class Trainer:
         t0 = time.perf_counter()
         micro = s.plan.micro_batches(s.state["step"])
         batches = [pad_batch([s.train[i] for i in s.order.examples(m)], s.pad_id) for m in micro]
-        n_trained = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
-        tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        seq2seq = s.base.seq2seq
+        n_trained = sum(count_trained(b, seq2seq) for b in batches)
+        # A seq2seq model also runs its decoder over the targets.
+        tokens = sum(
+            int(b["attention_mask"].sum()) + (count_trained(b, True) if seq2seq else 0) for b in batches
+        )
         lr = s.optimizer.param_groups[0]["lr"]
         loss_sum = 0.0
         for batch in batches:

@@ -1,16 +1,7 @@
 from __future__ import annotations
 
-import time
-
-
-def _wait_until(fn, timeout=120.0, every=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
+from playground.training import list_adapters
+from tests.helpers import wait_for
 
 
 def test_train_short_job_live_chart_stop_and_adapter_listed(page, app_server):
@@ -33,24 +24,18 @@ def test_train_short_job_live_chart_stop_and_adapter_listed(page, app_server):
             " return g && g.data && g.data[0] ? g.data[0].x.length : 0 }"
         )
 
-    first = _wait_until(points, timeout=180)
-    _wait_until(lambda: points() > first, timeout=180)
+    first = wait_for(points, timeout=180)
+    wait_for(lambda: points() > first, timeout=180)
 
     page.locator("#train-stop").click()
-    _wait_until(lambda: ctx.jobs.jobs()[0].status == "stopped", timeout=120)
+    wait_for(lambda: ctx.jobs.jobs()[0].status == "stopped", timeout=120)
     job = ctx.jobs.jobs()[0]
     assert job.checkpoint_step and job.checkpoint_step > 0, "stop keeps the last checkpoint"
 
-    # Resume to the end with fewer steps is not possible; a fresh tiny job finishes and is listed.
+    # A second, 3-step job runs to the end and its adapter is listed.
     steps.fill("3")
     page.locator("#train-output textarea, #train-output input").first.fill("browser-lora-done")
     page.locator("#train-start").click()
-    _wait_until(
-        lambda: any(
-            a.name == "browser-lora-done"
-            for a in __import__("playground.training", fromlist=["x"]).list_adapters()
-        ),
-        timeout=240,
-    )
+    wait_for(lambda: any(a.name == "browser-lora-done" for a in list_adapters()), timeout=240)
     page.get_by_role("button", name="Refresh lists").click()
     page.locator("#train-adapters").get_by_text("browser-lora-done").filter(visible=True).first.wait_for()
