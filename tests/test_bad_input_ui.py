@@ -126,7 +126,7 @@ def handlers(tmp_path_factory, tiny_llama):
 
 def _start(handlers, upload: Path):
     """Press Start evaluation with `upload` as the test set and perplexity ticked."""
-    args = [None, str(upload), None, "plain", "", "", "(none)", ["perplexity"], 0, "first", "", None]
+    args = [None, str(upload), None, "", "plain", "", "", "(none)", ["perplexity"], 0, "first", "", None]
     args += ["0", 0, 16, SimpleNamespace(session_hash="bad-input"), lambda *a, **k: None]
     return handlers.start(*args)
 
@@ -343,3 +343,23 @@ def test_adapter_made_for_another_base_model_is_refused_by_name(handlers, tiny_m
     model = handlers.ctx.models.current.model
     assert handlers.ctx.models.current.adapters == {} and handlers.ctx.chat_adapter is None
     assert not any("lora" in n for n, _ in model.named_modules()) and not hasattr(model, "peft_config")
+
+
+def test_column_mapping_typed_in_the_ui_overrides_detection(tmp_path):
+    import json
+
+    from playground.errors import PlaygroundError
+    from playground.ui.data_picker import load_choice, parse_mapping
+
+    path = tmp_path / "quiz.json"
+    path.write_text(json.dumps([{"question": "2+2?", "answer": "4"}, {"question": "3+3?", "answer": "6"}]))
+    with pytest.raises(PlaygroundError, match="question"):  # unknown shape: the message lists the columns
+        load_choice(None, str(path))
+    data = load_choice(None, str(path), mapping="instruction=question, output=answer")
+    assert data.shape == "custom"
+    assert [(e.instruction, e.output) for e in data.examples] == [("2+2?", "4"), ("3+3?", "6")]
+    with pytest.raises(PlaygroundError, match="role=column"):
+        parse_mapping("question")
+    with pytest.raises(PlaygroundError, match="needs instruction"):
+        parse_mapping("output=answer")
+    assert parse_mapping("  ") is None

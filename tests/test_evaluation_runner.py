@@ -149,3 +149,27 @@ def test_cli_json_last_line(tiny_llama, tmp_path):
         cwd=Path(__file__).parents[1],
     )
     assert bad.returncode == 1 and "nope.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_base_run_ignores_an_adapter_left_active_and_adapter_run_uses_it(tiny_llama, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from playground.models.adapters import attach_adapter
+
+    base_model = load_model(str(tiny_llama), LoadOptions(precision="fp32"))
+    lora = get_peft_model(base_model.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 5.0)  # large enough to move the numbers visibly
+    lora.save_pretrained(tmp_path / "ad")
+    loaded = load_model(str(tiny_llama), LoadOptions(precision="fp32"))
+    data = load_dataset(EXAMPLES / "classical_chinese_test.json")
+    config = EvalConfig(limit=3)
+    [plain] = evaluate(loaded, data, get_template("plain"), config)
+    name = attach_adapter(loaded, tmp_path / "ad")  # now active, as after picking it for chat
+    [base] = evaluate(loaded, data, get_template("plain"), config)
+    [tuned] = evaluate(loaded, data, get_template("plain"), config, adapter=name)
+    assert base.metrics["mean_perplexity"] == pytest.approx(plain.metrics["mean_perplexity"], rel=1e-6)
+    assert tuned.metrics["mean_perplexity"] != pytest.approx(plain.metrics["mean_perplexity"], rel=1e-3)

@@ -175,3 +175,74 @@ def test_no_second_bos_when_the_prompt_already_starts_with_it(llama):
     with_bos = perplexity(model, tokenizer, [(tokenizer.bos_token + "hello", "world")])
     # "<s>hello" as text encodes to the same ids as the added bos + "hello": same number.
     assert with_bos.examples[0].perplexity == pytest.approx(plain.examples[0].perplexity, rel=1e-6)
+
+
+def _forward_lengths(model) -> tuple[list[tuple[int, int]], object]:
+    """Record (rows, tokens) of every forward pass through the model."""
+    seen: list[tuple[int, int]] = []
+    handle = model.register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    return seen, handle
+
+
+def _scored_with_passes(model, tokenizer, pairs, **kwargs):
+    seen, handle = _forward_lengths(model)
+    try:
+        return perplexity(model, tokenizer, pairs, **kwargs), seen
+    finally:
+        handle.remove()
+
+
+def _poem_pairs(template_text: str) -> list[tuple[str, str]]:
+    # Same instruction, different inputs; outputs that start alike (the shared prefix must stop
+    # before the first scored token) and an empty one.
+    inputs = ["床前明月光，", "白日依山盡，", "春眠不覺曉，處處聞啼鳥。", "紅豆生南國，"]
+    outputs = ["疑是地上霜。", "疑是黃河入海流。", "夜來風雨聲，花落知多少。", ""]
+    return [(template_text.format(input=i), o) for i, o in zip(inputs, outputs)]
+
+
+@pytest.mark.parametrize(
+    "template_text",
+    [
+        TEMPLATES["taiwan-llama"].render("請完成這首詩。{input}"),
+        "### Instruction:\nComplete the poem.\n\n### Input:\n{input}\n\n### Output:\n",
+    ],
+    ids=["chat-template", "short-raw-template"],
+)
+def test_shared_prompt_prefix_runs_once_with_the_loops_numbers(model_and_tokenizer, template_text):
+    model, tokenizer = model_and_tokenizer
+    pairs = _poem_pairs(template_text)
+    shared, seen = _scored_with_passes(model, tokenizer, pairs, batch_size=3)
+    full = sorted(
+        (2 + sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in pair) for pair in pairs),
+        reverse=True,
+    )
+    window = getattr(model.config, "sliding_window", None)
+    if window is not None and max(full) > window:
+        # Beyond a sliding window the cache keeps only its tail: no prefix pass there.
+        assert [rows for rows, _ in seen] == [3, 1]
+    else:
+        # One pass over the prefix alone, then two batches that no longer carry it.
+        rows, shared_length = seen[0]
+        assert rows == 1 and shared_length >= 16
+        assert seen[1:] == [(3, full[0] - shared_length), (1, full[3] - shared_length)]
+    assert_same(looped_perplexity(model, tokenizer, pairs), shared)
+    assert_same(shared, perplexity(model, tokenizer, pairs, batch_size=3, share_prefix=False))
+
+
+def test_no_prefix_pass_when_little_is_shared(llama):
+    model, tokenizer = llama
+    _, seen = _scored_with_passes(model, tokenizer, PAIRS, batch_size=4)
+    assert [rows for rows, _ in seen] == [4, 3]
+
+
+def test_shared_prefix_stops_before_the_first_scored_token(llama):
+    # One prompt, outputs that begin alike: the common tokens run into the scored part.
+    model, tokenizer = llama
+    prompt = "### Instruction:\nContinue the poem.\n\n### Output:\n"
+    pairs = [(prompt, "疑是地上霜。"), (prompt, "疑是黃河入海流。"), (prompt, "疑是銀河落九天。")]
+    shared, seen = _scored_with_passes(model, tokenizer, pairs, batch_size=2)
+    head = 1 + len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert seen[0] == (1, head - 1)
+    assert_same(looped_perplexity(model, tokenizer, pairs), shared)

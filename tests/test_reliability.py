@@ -70,8 +70,8 @@ def chat_app(tmp_path_factory):
         plain_use = ctx.models.use
 
         @contextlib.contextmanager
-        def recording_use():
-            with plain_use() as loaded:
+        def recording_use(adapter=None):
+            with plain_use(adapter) as loaded:
                 taken.append(time.monotonic())
                 yield loaded
 

@@ -2,20 +2,24 @@
 
 Each example is `[bos] + prompt + output + [eos]`; only the output tokens and eos are scored.
 `looped_perplexity` is the homework's one-example-at-a-time loop, kept as the reference;
-`perplexity` is the service: batched, right-padded, and computing the softmax only where a
-token is scored, with results identical to the loop.
+`perplexity` is the service, with results identical to the loop: batched and right-padded; the
+prompt prefix that every example shares (template, instruction, few-shot examples) is run once;
+the softmax is computed only where a token is scored; and each batch is queued on the device
+before the previous one's numbers are read back.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import Cache, DynamicLayer
 
 from playground.errors import Cancelled, PlaygroundError
 
@@ -24,6 +28,8 @@ _SOFTMAX_BUDGET = 1 << 26
 # Tokens of left context used to decode one token: enough for any UTF-8 character split
 # over byte-level tokens and for tokenizers that drop a leading space at the start.
 _DECODE_CONTEXT = 8
+# A shared prefix shorter than this is not worth its own forward pass.
+_MIN_SHARED_PREFIX = 16
 
 
 @dataclass
@@ -93,8 +99,12 @@ def perplexity(
     max_length: int = 2048,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    share_prefix: bool = True,
 ) -> PerplexityResult:
-    """Score `(prompt, reference output)` pairs in batches; same numbers as `looped_perplexity`."""
+    """Score `(prompt, reference output)` pairs in batches; same numbers as `looped_perplexity`.
+
+    `share_prefix=False` runs every example's shared prefix again (for comparisons only).
+    """
     if _is_seq2seq(model):
         from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
 
@@ -114,22 +124,103 @@ def perplexity(
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
     pad_id = next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
     # A PEFT wrapper takes **kwargs and hands logits_to_keep on to the model it wraps.
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    keep_logits = "logits_to_keep" in inspect.signature(inner.forward).parameters
+    keep_logits = "logits_to_keep" in inspect.signature(_inner(model).forward).parameters
     device = _device(model)
     scored: list[ScoredExample | None] = [None] * len(encoded)
+
+    def finish(batch: list[int], nll: torch.Tensor | None) -> None:
+        values = nll.tolist() if nll is not None else []
+        at = 0
+        for i in batch:
+            n = len(encoded[i].targets)
+            prompt, reference = pairs[i]
+            scored[i] = _scored(tokenizer, prompt, reference, encoded[i], values[at : at + n])
+            at += n
+        if progress is not None:
+            progress(sum(s is not None for s in scored), len(order))
+
     with torch.inference_mode():
+        prefix = _shared_prefix(model, encoded, device, keep_logits) if share_prefix else None
+        pending: tuple[list[int], torch.Tensor | None] | None = None
         for start in range(0, len(order), batch_size):
             if should_stop is not None and should_stop():
                 raise Cancelled()
             batch = order[start : start + batch_size]
-            nlls = _batch_nll(model, [encoded[i] for i in batch], pad_id, device, keep_logits, batch_size)
-            for i, nll in zip(batch, nlls):
-                prompt, reference = pairs[i]
-                scored[i] = _scored(tokenizer, prompt, reference, encoded[i], nll)
-            if progress is not None:
-                progress(start + len(batch), len(order))
+            nll = _batch_nll(
+                model, [encoded[i] for i in batch], pad_id, device, keep_logits, batch_size, prefix
+            )
+            # This batch is queued on the device before the previous one's numbers are read back
+            # (a host sync) and turned into tokens on the CPU, so the two overlap.
+            if pending is not None:
+                finish(*pending)
+            pending = (batch, nll)
+        if pending is not None:
+            finish(*pending)
     return _summarize(scored)
+
+
+@dataclass
+class _Prefix:
+    """Keys and values of the prompt prefix that every example starts with, one row per layer."""
+
+    length: int
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    def cache(self, rows: int) -> Cache:
+        return Cache(layers=[_PrefixLayer(k, v, rows) for k, v in zip(self.keys, self.values)])
+
+
+class _PrefixLayer(DynamicLayer):
+    """The shared prefix as seen by `rows` examples: an expanded view, never copied per row.
+
+    A forward pass reads it and stores nothing, so a batch does not keep every layer's keys and
+    values alive until its end.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, rows: int) -> None:
+        super().__init__()
+        self.dtype, self.device = keys.dtype, keys.device
+        self.keys = keys.expand(rows, -1, -1, -1)
+        self.values = values.expand(rows, -1, -1, -1)
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
+def _shared_prefix(
+    model: Any, encoded: list[_Encoded], device: torch.device, keep_logits: bool
+) -> _Prefix | None:
+    """Run the tokens every example starts with once; None when too few are shared.
+
+    Homework prompts repeat one template and instruction (84 of the Tang pairs' 131 tokens), and a
+    few-shot prompt repeats its examples: each is then computed once instead of once per example.
+    Causal attention makes a prefix's keys and values independent of what follows, so the numbers
+    are the loop's.
+    """
+    if len(encoded) < 2:
+        return None
+    # Each example keeps at least the token before its first scored one, so every scored
+    # position is predicted in the batched pass.
+    limit = min((e.targets[0] if e.targets else len(e.input_ids)) - 1 for e in encoded)
+    length = min(len(os.path.commonprefix([e.input_ids for e in encoded])), limit)
+    if length < _MIN_SHARED_PREFIX:
+        return None
+    window = getattr(_inner(model).config, "sliding_window", None)
+    if window and max(len(e.input_ids) for e in encoded) > int(window):
+        return None  # beyond the window the cache keeps only its tail
+    ids = torch.tensor([encoded[0].input_ids[:length]], device=device)
+    kwargs = {"logits_to_keep": 1} if keep_logits else {}
+    cache = model(input_ids=ids, use_cache=True, **kwargs).past_key_values
+    layers = getattr(cache, "layers", None)
+    if not layers or any(
+        getattr(layer, "keys", None) is None or layer.keys.shape[-2] != length for layer in layers
+    ):
+        return None  # a cache of another kind (recurrent, compressed): no sharing
+    return _Prefix(length, [layer.keys for layer in layers], [layer.values for layer in layers])
 
 
 def _batch_nll(
@@ -139,40 +230,48 @@ def _batch_nll(
     device: torch.device,
     keep_logits: bool,
     batch_size: int,
-) -> list[list[float]]:
-    """Per-token NLL of each example's targets, from one right-padded forward pass."""
+    prefix: _Prefix | None = None,
+) -> torch.Tensor | None:
+    """Per-token NLL of the batch's targets, in order, from one right-padded forward pass.
+
+    Returned on the device, so that the caller decides when to wait for it; None when the batch
+    has nothing to score.
+    """
     rows = [b for b, enc in enumerate(batch) for _ in enc.targets]
     if not rows:
-        return [[] for _ in batch]
-    width = max(len(enc.input_ids) for enc in batch)
+        return None
+    skip = prefix.length if prefix is not None else 0
+    width = max(len(enc.input_ids) for enc in batch) - skip
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
     for b, enc in enumerate(batch):
-        ids[b, : len(enc.input_ids)] = torch.tensor(enc.input_ids)
-        attention[b, : len(enc.input_ids)] = 1
-    # Right padding keeps every real token at the same position as when run alone, and the
-    # causal mask stops real tokens from seeing the padding after them.
-    cols = torch.tensor([t - 1 for enc in batch for t in enc.targets])
-    targets = ids[torch.tensor(rows), cols + 1].to(device)
+        ids[b, : len(enc.input_ids) - skip] = torch.tensor(enc.input_ids[skip:])
+    # Right padding keeps every real token at the same position as when run alone, and under the
+    # causal mask no real token sees the padding after it, so no padding mask is needed (without
+    # one, attention can take its causal kernel).
+    cols = torch.tensor([t - 1 - skip for enc in batch for t in enc.targets])
+    targets = ids[torch.tensor(rows), cols + 1].to(device, non_blocking=True)
     first = int(cols.min())
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if keep_logits:
         # Only positions that predict a scored token go through the LM head.
         kwargs["logits_to_keep"] = torch.arange(first, int(cols.max()) + 1, device=device)
     else:
         first = 0
+    if prefix is not None:
+        kwargs["past_key_values"] = prefix.cache(len(batch))
     try:
         logits = model(
-            input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False, **kwargs
+            input_ids=ids.to(device, non_blocking=True), use_cache=prefix is not None, **kwargs
         ).logits
     except torch.OutOfMemoryError as err:
         raise PlaygroundError(
-            f"Out of memory scoring {len(batch)} examples of up to {width} tokens at once. "
+            f"Out of memory scoring {len(batch)} examples of up to {width + skip} tokens at once. "
             f"Lower the batch size (now {batch_size}) or the maximum length."
         ) from err
-    rows_t, cols_t = torch.tensor(rows, device=device), (cols - first).to(device)
+    rows_t = torch.tensor(rows).to(device, non_blocking=True)
+    cols_t = (cols - first).to(device, non_blocking=True)
     chunk = max(1, _SOFTMAX_BUDGET // logits.shape[-1])
-    nll = torch.cat(
+    return torch.cat(
         [
             F.cross_entropy(
                 logits[rows_t[s : s + chunk], cols_t[s : s + chunk]].float(),
@@ -181,12 +280,7 @@ def _batch_nll(
             )
             for s in range(0, len(rows), chunk)
         ]
-    ).tolist()
-    out, at = [], 0
-    for enc in batch:
-        out.append(nll[at : at + len(enc.targets)])
-        at += len(enc.targets)
-    return out
+    )
 
 
 def _encode(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int) -> list[_Encoded]:
@@ -251,6 +345,10 @@ def _summarize(scored: Sequence[ScoredExample | None]) -> PerplexityResult:
         n_tokens=n_tokens,
         examples=examples,
     )
+
+
+def _inner(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _is_seq2seq(model: Any) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -201,8 +200,8 @@ def _score(
     out: dict[str, float] = {}
     phases = int("perplexity" in config.metrics) + int(config.generates)
     phase = 0
-    context = using_adapter(loaded, adapter) if adapter else nullcontext()
-    with context:
+    # using_adapter(None) disables any adapter attached earlier (for chat, say): the base is the base.
+    with using_adapter(loaded, adapter):
         if "perplexity" in config.metrics:
             result = perplexity(
                 loaded.model,

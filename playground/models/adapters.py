@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from playground.errors import PlaygroundError
 from playground.models.loader import LoadedModel
@@ -132,23 +133,42 @@ def detach_adapters(loaded: LoadedModel) -> None:
     loaded.adapters.clear()
 
 
+def _adapter_layers_enabled(model: Any) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return any(not m.disable_adapters for m in model.modules() if isinstance(m, BaseTunerLayer))
+
+
 @contextmanager
 def using_adapter(loaded: LoadedModel, name: str | None) -> Iterator[None]:
-    """Run with one adapter active, or the base model when `name` is None."""
+    """Run with one adapter active, or the base model when `name` is None.
+
+    Nests: the state on entry (which adapter, enabled or not) is restored on exit. peft's own
+    `disable_adapter()` does not nest with `set_adapter` (an adapter set inside it stays off),
+    so the layers are switched explicitly.
+    """
     from peft import PeftModel
 
     model = loaded.model
     if not isinstance(model, PeftModel):
         if name is not None:
             raise PlaygroundError(f"Adapter {name} is not loaded.")
-        with nullcontext():
-            yield
+        yield
         return
-    if name is None:
-        with model.disable_adapter():
-            yield
-        return
-    if name not in model.peft_config:
+    if name is not None and name not in model.peft_config:
         raise PlaygroundError(f"Adapter {name} is not loaded; loaded: {', '.join(model.peft_config)}.")
-    model.set_adapter(name)
-    yield
+    previous, was_enabled = model.active_adapter, _adapter_layers_enabled(model)
+    try:
+        if name is None:
+            model.base_model.disable_adapter_layers()
+        else:
+            model.base_model.enable_adapter_layers()
+            model.set_adapter(name)
+        yield
+    finally:
+        if previous in model.peft_config:
+            model.set_adapter(previous)
+        if was_enabled:
+            model.base_model.enable_adapter_layers()
+        else:
+            model.base_model.disable_adapter_layers()

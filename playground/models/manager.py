@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from playground.errors import ModelLoadError, PlaygroundError
+from playground.models.adapters import using_adapter
 from playground.models.loader import LoadedModel, LoadOptions, Progress, check_loadable, free, load_model
 
 
@@ -54,9 +55,14 @@ class ModelManager:
             free(cur)
 
     @contextmanager
-    def use(self) -> Iterator[LoadedModel]:
-        """The resident model, held so that no load can swap it out meanwhile."""
+    def use(self, adapter: str | None = None) -> Iterator[LoadedModel]:
+        """The resident model, held so that no load can swap it out meanwhile.
+
+        It runs as the base model unless `adapter` names an attached one: an adapter picked
+        for chat must not leak into comparisons or evaluations of "the model".
+        """
         with self._lock:
             if self._current is None:
                 raise PlaygroundError("No model is loaded. Pick one at the top of the page and press Load.")
-            yield self._current
+            with using_adapter(self._current, adapter):
+                yield self._current

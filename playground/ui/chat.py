@@ -10,7 +10,6 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.generation import DecodingSettings, stream_generate
-from playground.models.adapters import using_adapter
 from playground.prompts.templates import TEMPLATES, get_template
 from playground.ui.common import message_text, user_errors
 
@@ -101,7 +100,7 @@ def build_chat_tab(ctx: AppContext) -> None:
         user_text = message_text(history[-1]["content"])
         stop_flag = threading.Event()
         _stop_flags[_session_key(request)] = stop_flag
-        with ctx.models.use() as loaded:
+        with ctx.models.use(ctx.chat_adapter) as loaded:
             template_obj = (
                 get_template(custom_text) if template_name == "custom" else get_template(template_name)
             )
@@ -110,10 +109,9 @@ def build_chat_tab(ctx: AppContext) -> None:
             system_arg = system_text if system_text.strip() else None
             prompt = template_obj.render_conversation(past, user_text, system_arg, loaded.tokenizer)
             history = history + [{"role": "assistant", "content": ""}]
-            with using_adapter(loaded, ctx.chat_adapter if ctx.chat_adapter in loaded.adapters else None):
-                for update in stream_generate(loaded, prompt, settings, stop_flag):
-                    history[-1]["content"] = update.text
-                    yield history, update.stats_line(), prompt
+            for update in stream_generate(loaded, prompt, settings, stop_flag):
+                history[-1]["content"] = update.text
+                yield history, update.stats_line(), prompt
 
     def add_user(text: str, history: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
         if not text.strip():
@@ -149,7 +147,7 @@ def build_chat_tab(ctx: AppContext) -> None:
     ) -> Iterator[str]:
         """One-turn chat for scripts: streams the growing answer of the resident model."""
         settings = decoding_from_ui(temperature, 0.9, 50, max_new_tokens, 1.0, seed)
-        with ctx.models.use() as loaded:
+        with ctx.models.use(ctx.chat_adapter) as loaded:
             prompt = loaded.default_template.render(
                 message, system=system or None, tokenizer=loaded.tokenizer
             )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground.data import list_examples, load_dataset, save_upload
+from playground.data import ColumnMapping, list_examples, load_dataset, save_upload
 from playground.data_types import Dataset
 from playground.errors import PlaygroundError
 
@@ -51,11 +51,36 @@ def resolve_path(example: str | None, upload: str | None) -> Path | None:
     return None
 
 
+MAPPING_ROLES = ("instruction", "input", "output", "id")
+
+
+def parse_mapping(text: str | None) -> ColumnMapping | None:
+    """ "instruction=question, output=answer" -> ColumnMapping; blank -> None (detect the shape)."""
+    if not text or not text.strip():
+        return None
+    roles: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.replace("\n", ",").split(","))):
+        role, sep, column = (x.strip() for x in part.partition("="))
+        if not sep or role not in MAPPING_ROLES or not column:
+            raise PlaygroundError(
+                f"Column mapping {part!r}: write role=column with roles {', '.join(MAPPING_ROLES)}, "
+                "e.g. instruction=question, output=answer."
+            )
+        roles[role] = column
+    if "instruction" not in roles:
+        raise PlaygroundError("A column mapping needs instruction=COLUMN (the text the model is asked).")
+    return ColumnMapping(**roles)
+
+
 def load_choice(
-    example: str | None, upload: str | None, references: str | None = None, what: str = "data set"
+    example: str | None,
+    upload: str | None,
+    references: str | None = None,
+    what: str = "data set",
+    mapping: str | None = None,
 ) -> Dataset:
     path = resolve_path(example, upload)
     if path is None:
         raise PlaygroundError(f"Pick a {what} or upload one.")
     name = Path(upload).name if upload else None
-    return load_dataset(path, references=references, name=name)
+    return load_dataset(path, references=references, name=name, mapping=parse_mapping(mapping))

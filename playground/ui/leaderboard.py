@@ -136,6 +136,11 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             with gr.Column():
                 test_set = build_data_picker("Test set", "classical_chinese_test.json", elem_id="eval-data")
                 references = gr.File(label="Ground-truth file (optional, one answer per line)", height=90)
+                mapping = gr.Textbox(
+                    label="Column mapping (optional, when the shape is not detected)",
+                    placeholder="instruction=question, input=context, output=answer, id=qid",
+                    elem_id="eval-mapping",
+                )
                 data_info = gr.Markdown(_describe_quietly(test_set.example.value), elem_id="eval-data-info")
             with gr.Column():
                 template = gr.Dropdown(
@@ -248,24 +253,25 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     board_inputs = [dataset, metric, model_filter, strategy_filter]
 
     @user_errors
-    def on_data_change(example: str | None, upload: str | None, refs: str | None) -> str:
+    def on_data_change(example: str | None, upload: str | None, refs: str | None, mapping: str = "") -> str:
         if not example and not upload:
             return ""
         try:
-            return describe(load_choice(example, upload, refs))
+            return describe(load_choice(example, upload, refs, mapping=mapping))
         except PlaygroundError as exc:
             # Issue 8: said here, not raised: gradio 6 shows only a red "Error" badge, without the
             # message, for an error in an un-queued event such as this one.
             return data_problem(exc)
 
-    for comp in (*test_set.inputs, references):
-        comp.change(on_data_change, [*test_set.inputs, references], data_info)
+    for comp in (*test_set.inputs, references, mapping):
+        comp.change(on_data_change, [*test_set.inputs, references, mapping], data_info)
 
     @user_errors
     def run_eval(
         ex,
         up,
         refs,
+        mapping_text,
         tmpl,
         custom_text,
         system_text,
@@ -289,7 +295,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             raise PlaygroundError(
                 f"Seeds must be whole numbers separated by commas, not {seeds_text!r}."
             ) from exc
-        dataset_ = load_choice(ex, up, refs, "test set")
+        dataset_ = load_choice(ex, up, refs, "test set", mapping=mapping_text)
         pool = (
             load_choice(train_ex, train_up, what="training set").examples if (train_ex or train_up) else None
         )
@@ -343,6 +349,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         [
             *test_set.inputs,
             references,
+            mapping,
             template,
             custom,
             system,

@@ -16,11 +16,13 @@ from plotly.subplots import make_subplots
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.prompts.templates import TEMPLATES
+from playground.evaluation.runner import EvalConfig, evaluate
+from playground.models.adapters import attach_adapter
+from playground.prompts.templates import TEMPLATES, get_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
 from playground.ui.common import user_errors
-from playground.ui.data_picker import build_data_picker, resolve_path
+from playground.ui.data_picker import build_data_picker, load_choice, resolve_path
 
 # Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -270,6 +272,13 @@ def build_training_tab(ctx: AppContext) -> None:
     )
     refresh = gr.Button("Refresh lists", size="sm")
     adapter_chart = gr.Plot(label="Adapter curve")
+    selected_adapter = gr.State(None)
+    with gr.Accordion("Evaluate the selected adapter against its base model", open=True):
+        eval_set = build_data_picker("Test set", "poem_continuation_test.json", elem_id="train-eval-test")
+        with gr.Row():
+            eval_limit = gr.Number(20, label="Limit (first N examples, 0 = all)", precision=0)
+            evaluate_btn = gr.Button("Evaluate this adapter", variant="primary", elem_id="train-evaluate")
+        evaluate_md = gr.Markdown(elem_id="train-evaluate-status")
     timer = gr.Timer(2.0, active=False)
 
     def config_from_form(
@@ -325,11 +334,14 @@ def build_training_tab(ctx: AppContext) -> None:
                 config.template or loaded.default_template,
                 config.loss_mode,
                 config.max_length,
+                seq2seq=loaded.is_seq2seq,
             )
             pieces = render_masked(formatted, loaded.tokenizer)
+        # Encoder-decoder: the prompt goes to the encoder and the labels to the decoder.
+        n_tokens = len(formatted.input_ids) + (len(formatted.labels) if formatted.seq2seq else 0)
         head = (
             f"<p>{len(prepared.train)} training and {len(prepared.eval)} held-out examples; this one has "
-            f"{len(formatted.input_ids)} tokens, {formatted.n_trained} of them trained.</p>"
+            f"{n_tokens} tokens, {formatted.n_trained} of them trained.</p>"
         )
         return head + masked_html(pieces)
 
@@ -424,9 +436,54 @@ def build_training_tab(ctx: AppContext) -> None:
         events += [
             {"type": "eval", "step": e[0], "eval_perplexity": e[-1]} for e in info.eval_history if len(e) >= 2
         ]
-        return curves_figure(events, f"Adapter {name}")
+        return name, curves_figure(events, f"Adapter {name}")
 
-    adapters_table.select(on_adapter_select, adapters_table, adapter_chart, queue=False)
+    adapters_table.select(on_adapter_select, adapters_table, [selected_adapter, adapter_chart])
+
+    @user_errors
+    def on_evaluate(
+        name: str | None, ex: str | None, up: str | None, limit: float | None, progress=gr.Progress()
+    ):
+        if not name:
+            raise PlaygroundError("Click an adapter in the table first.")
+        info = next((a for a in list_adapters() if a.name == name), None)
+        if info is None:
+            raise PlaygroundError(f"Adapter {name} is gone; press Refresh lists.")
+        dataset = load_choice(ex, up, what="test set")
+        config = EvalConfig(metrics=("perplexity",), limit=int(limit) if limit else None)
+        with ctx.models.use() as loaded:
+            adapter = attach_adapter(loaded, info.path)
+            # Score with the template the adapter was trained with, so the numbers mean the same thing.
+            template = get_template(info.settings.get("template") or None, info.settings.get("system"))
+            if template.uses_chat_template:
+                template = loaded.default_template
+            lines = [
+                f"**{dataset.name}**, {len(dataset.examples[: config.limit or None])} examples, perplexity:"
+            ]
+            for label, which in (("base model", None), (f"adapter {name}", adapter)):
+                [outcome] = evaluate(
+                    loaded,
+                    dataset,
+                    template,
+                    config,
+                    leaderboard=ctx.leaderboard,
+                    adapter=which,
+                    progress=lambda f, d, label=label: progress(f, desc=f"{label}: {d}"),
+                )
+                lines.append(
+                    f"- {label}: mean {outcome.metrics['mean_perplexity']:.3f}, corpus "
+                    f"{outcome.metrics['corpus_perplexity']:.3f} (run #{outcome.run_id})"
+                )
+        lines.append("Both runs are on the Leaderboard tab.")
+        return "\n".join(lines)
+
+    evaluate_btn.click(
+        on_evaluate,
+        [selected_adapter, *eval_set.inputs, eval_limit],
+        evaluate_md,
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
 
     def on_refresh():
         return (

@@ -39,3 +39,14 @@ def test_train_short_job_live_chart_stop_and_adapter_listed(page, app_server):
     wait_for(lambda: any(a.name == "browser-lora-done" for a in list_adapters()), timeout=240)
     page.get_by_role("button", name="Refresh lists").click()
     page.locator("#train-adapters").get_by_text("browser-lora-done").filter(visible=True).first.wait_for()
+
+    # "Evaluate this adapter": base and adapter perplexity on a test set, both on the leaderboard.
+    before = len(ctx.leaderboard.runs())
+    page.locator("#train-adapters").get_by_text("browser-lora-done").filter(visible=True).first.click()
+    page.get_by_label("Limit (first N examples, 0 = all)").last.fill("2")
+    page.locator("#train-evaluate").click()
+    status = page.locator("#train-evaluate-status")
+    status.get_by_text("adapter browser-lora-done: mean").wait_for(timeout=120_000)
+    assert "base model: mean" in status.inner_text()
+    new = ctx.leaderboard.runs()[: len(ctx.leaderboard.runs()) - before]
+    assert sorted(r.adapter or "" for r in new) == ["", "browser-lora-done"]
