@@ -331,3 +331,94 @@ def test_export_csv_and_json(tmp_path):
     with pytest.raises(PlaygroundError, match="csv or json"):
         export_table(table, "xlsx")
     assert not any(p.name.startswith(".tmp-") for p in path.parent.iterdir())
+
+
+def _use_rows_loop(monkeypatch) -> list[int]:
+    """From here on, rows run through the batched fast loop as on a GPU (eager steps on CPU).
+
+    Returns the row count of each call to it.
+    """
+    from playground.generation import fast_decode
+
+    calls: list[int] = []
+    real = fast_decode.decode_rows
+
+    def spy(model, input_ids, choose, limits, *args, **kwargs):
+        calls.append(len(limits))
+        return real(model, input_ids, choose, limits, *args, **kwargs)
+
+    monkeypatch.setattr(fast_decode, "rows_unsupported_reason", lambda *a, **k: None)
+    monkeypatch.setattr(fast_decode, "decode_rows", spy)
+    return calls
+
+
+def test_fast_rows_give_generates_texts(tiny, monkeypatch):
+    columns = [
+        Column("greedy", GREEDY.with_(max_new_tokens=6)),
+        *_sampling_columns(),
+        Column("penalties", HOT.with_(repetition_penalty=1.5, no_repeat_ngram_size=2, max_new_tokens=9)),
+    ]
+    plain = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=5)
+    calls = _use_rows_loop(monkeypatch)
+    fast = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=5)
+    assert calls == [9]  # 1 greedy row + 4 columns x 2 draws, in one call
+    assert _texts(fast) == _texts(plain)
+    assert [r.new_tokens for r in fast] == [r.new_tokens for r in plain]
+    assert fast[0].new_tokens == [6] and fast[4].new_tokens == [9, 9]
+    # One column alone gives its texts from the grid, through the one-row runner that chat uses.
+    alone = compare_columns(tiny, PROMPT, columns[2:3], n_samples=2, seed=5)
+    assert alone[0].texts == fast[2].texts and calls[-1] == 2
+    greedy = compare_columns(tiny, PROMPT, columns[:1])
+    assert greedy[0].texts == fast[0].texts and calls[-1] == 1
+    assert tiny.model._playground_fast_rows.rows == 2  # the last grid's bucket
+    assert tiny.model._playground_fast_decode.rows == 1
+
+
+def test_fast_rows_hold_eos_back_for_min_new_tokens_like_generate(tiny, monkeypatch):
+    from playground.generation.stream import encode_prompt
+
+    ids = encode_prompt(tiny, PROMPT)["input_ids"]
+    with torch.inference_mode():
+        out = tiny.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            **GREEDY.with_(max_new_tokens=3).generate_kwargs(),
+            pad_token_id=tiny.tokenizer.pad_token_id,
+        )
+    gen = tiny.model.generation_config
+    # The greedy answer's second token becomes the end of the answer.
+    monkeypatch.setattr(gen, "eos_token_id", int(out[0, ids.shape[1] + 1]))
+    columns = [Column("greedy", GREEDY.with_(max_new_tokens=8)), Column("hot", HOT.with_(max_new_tokens=8))]
+    plain = {}
+    for min_new in (None, 4):
+        monkeypatch.setattr(gen, "min_new_tokens", min_new)
+        plain[min_new] = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=2)
+    assert plain[None][0].new_tokens == [2] and plain[4][0].new_tokens[0] > 4
+    calls = _use_rows_loop(monkeypatch)
+    for min_new in (None, 4):
+        monkeypatch.setattr(gen, "min_new_tokens", min_new)
+        fast = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=2)
+        assert _texts(fast) == _texts(plain[min_new])
+        assert [r.new_tokens for r in fast] == [r.new_tokens for r in plain[min_new]]
+    assert calls == [3, 3]
+
+
+def test_rows_of_different_prompts_or_beams_keep_generate(tiny, monkeypatch):
+    prompts = ["The quick brown fox", "床前明月光"]
+    plain = generate_rows(tiny, [RowRequest(p, GREEDY.with_(max_new_tokens=5)) for p in prompts])
+    calls = _use_rows_loop(monkeypatch)
+    again = generate_rows(tiny, [RowRequest(p, GREEDY.with_(max_new_tokens=5)) for p in prompts])
+    assert [r.text for r in again] == [r.text for r in plain]
+    compare_columns(tiny, PROMPT, [Column("beams", GREEDY.with_(num_beams=2, max_new_tokens=4))])
+    assert calls == []
+
+
+def test_rows_sharing_a_seed_share_one_generator():
+    logits = torch.randn(3, 50)
+    settings = [DecodingSettings(temperature=1.0, top_k=0, top_p=1.0)] * 3
+    shared = RowSettingsProcessor(settings, [4, 4, 9], [0, 0, 0])
+    alone = [RowSettingsProcessor(settings[:1], [seed], [0]) for seed in (4, 4, 9)]
+    for _ in range(5):
+        got = shared.draw(logits).tolist()
+        assert got == [int(p.draw(logits[i : i + 1])) for i, p in enumerate(alone)]
+    assert len(shared._generators) == 2

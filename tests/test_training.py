@@ -260,11 +260,12 @@ def test_stop_keeps_checkpoints_and_resume_matches_uninterrupted(reference, tiny
     status = run_job(job.dir, stop_at_7)
     assert status["status"] == "stopped" and "step 7" in status["message"]
     assert [p.name for p in list_checkpoints(job.dir)] == ["step-6", "step-7"]
-    assert not (tmp_path / "stopped").exists()
+    assert status["adapter"] == str(tmp_path / "stopped")  # the adapter so far, usable at once
 
     job.stop_file.unlink()  # as JobManager.resume and `train --resume` do
     status = run_job(job.dir)
     assert status["status"] == "finished"
+    assert status["adapter"] == str(tmp_path / "stopped")  # finished in place
     assert_same_weights(status["adapter"], reference[0].adapter)
     events, _ = job.events()
     assert [e["step"] for e in events if e["type"] == "start"] == [0, 7]
@@ -387,3 +388,31 @@ def test_cli_json_summary_is_the_last_line(tiny_llama, data_file, tmp_path, caps
     assert main(parser.parse_args(["--config", str(config), "--lr", "-1", "--json"])) == 2
     error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert error["status"] == "error" and "lr must be" in error["message"]
+
+
+def test_stop_saves_the_adapter_so_far_and_resume_finishes_it_in_place(tiny_llama, data_file, tmp_path):
+    from playground.training import TrainingJob, list_adapters, read_adapter
+    from playground.training.worker import run_job
+
+    config = make_config(tiny_llama, data_file, "adapters/stopped-demo", save_every=0)
+    job = TrainingJob.create(config)
+    job.stop_file.touch()  # asked to stop before the first step: nothing worth saving yet
+    assert run_job(job.dir)["status"] == "stopped" and not list_adapters()
+    job.stop_file.unlink()
+
+    stop_at = 3
+
+    def on_event(event):
+        if event["type"] == "step" and event["step"] == stop_at:
+            job.stop_file.touch()
+
+    status = run_job(job.dir, listener=on_event)
+    assert status["status"] == "stopped" and status["adapter"]
+    [stopped] = list_adapters()
+    assert stopped.name == "stopped-demo" and read_adapter(stopped.path).metrics["steps"] == stop_at
+
+    job.stop_file.unlink()
+    finished = run_job(job.dir)
+    assert finished["status"] == "finished"
+    [final] = list_adapters()  # replaced in place, not "stopped-demo-2"
+    assert final.name == "stopped-demo" and final.metrics["steps"] > stop_at

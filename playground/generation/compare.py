@@ -1,9 +1,12 @@
 """Side by side: several columns of decoding settings on one prompt, in as few generate calls as possible.
 
-Every greedy and sampling row of a request runs in ONE `generate()` call: `RowSettingsProcessor`
+Every greedy and sampling row of a request runs in ONE batched call: `RowSettingsProcessor`
 applies each row's own repetition penalty, no-repeat n-gram size, temperature, top-k and top-p,
-and draws each sampling row's token with that row's own random generator. Beam-search columns
-run in one call per distinct beam setting (beam search cannot be mixed with other rows).
+and draws each sampling row's token with that row's own random generator. On a GPU, rows that
+continue one prompt (the side-by-side grid) run through fast_decode's batched CUDA-graph loop,
+where four columns cost about one; elsewhere the call is `generate()` with that processor.
+Beam-search columns run in one call per distinct beam setting (beam search cannot be mixed
+with other rows).
 
 Because each row owns its generator (seeded with the shared seed, plus the draw number), a
 column's text depends only on its prompt, settings and seed: not on which other columns share
@@ -13,6 +16,7 @@ numbers, so a difference between two columns is the settings', not luck's.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -25,9 +29,12 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from playground.errors import Cancelled, PlaygroundError
+from playground.generation import fast_decode
 from playground.generation.settings import GREEDY, DecodingSettings
 from playground.generation.stream import decode_new, encode_prompt, oom_message, seed_everything
 from playground.models.loader import LoadedModel
+
+log = logging.getLogger(__name__)
 
 MAX_SAMPLES = 16
 MAX_SWEEP_VALUES = 20
@@ -205,15 +212,20 @@ class RowSettingsProcessor(LogitsProcessor):
     def draw(self, warped: torch.Tensor) -> torch.Tensor:
         """One token per row, sampled from softmax(warped) with each row's own generator."""
         if self._generators is None:
-            self._generators = [
-                torch.Generator(device=warped.device).manual_seed(seed) for seed in self.seeds
-            ]
+            # Rows with the same seed would draw the same numbers from generators of their own,
+            # so they share one: a step costs one draw per distinct seed, not one per row (the
+            # grid gives every column the same seed).
+            distinct = sorted(set(self.seeds))
+            self.seed_rows = torch.tensor([distinct.index(s) for s in self.seeds])
+            self._generators = [torch.Generator(device=warped.device).manual_seed(s) for s in distinct]
         uniform = torch.stack(
             [
                 torch.rand(warped.shape[1], generator=g, device=warped.device, dtype=torch.float32)
                 for g in self._generators
             ]
         )
+        if len(self._generators) != warped.shape[0]:
+            uniform = uniform[self._t("seed_rows", warped.device)]
         gumbel = -torch.log(-torch.log(uniform))
         return (warped + gumbel).argmax(dim=-1)
 
@@ -232,7 +244,9 @@ class _RowLimits(StoppingCriteria):
             return torch.ones(rows, dtype=torch.bool, device=input_ids.device)
         if self.limits is None:
             return torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
-        return (input_ids.shape[1] - self.start) >= self.limits.to(input_ids.device)
+        if self.limits.device != input_ids.device:
+            self.limits = self.limits.to(input_ids.device)  # once, not a copy per step
+        return (input_ids.shape[1] - self.start) >= self.limits
 
 
 def _pad_id(tok: Any) -> int:
@@ -297,16 +311,20 @@ def _run_call(
     if cuda:
         torch.cuda.reset_peak_memory_stats(ids.device)
     began = time.perf_counter()
+    fast = None
     try:
         with torch.inference_mode():
-            out = loaded.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                **kwargs,
-                **extra,
-                stopping_criteria=StoppingCriteriaList([criteria]),
-                pad_token_id=_pad_id(tok),
-            )
+            if per_row:
+                fast = _fast_rows(loaded, ids, pads, processor, limits, stop)
+            if fast is None:
+                out = loaded.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    **kwargs,
+                    **extra,
+                    stopping_criteria=StoppingCriteriaList([criteria]),
+                    pad_token_id=_pad_id(tok),
+                )
     except torch.cuda.OutOfMemoryError as exc:
         torch.cuda.empty_cache()
         raise PlaygroundError(oom_message("the side-by-side comparison")) from exc
@@ -316,10 +334,51 @@ def _run_call(
         raise Cancelled("Stopped.")
     rows = []
     for i, limit in enumerate(limits):
-        new = out[i, start : start + limit]
-        n = _new_tokens(new, tok)
+        if fast is not None:
+            new, n = torch.tensor(fast[i], dtype=torch.long), len(fast[i])
+        else:
+            new = out[i, start : start + limit]
+            n = _new_tokens(new, tok)
         rows.append((decode_new(tok, new[:n]), width - pads[i], n))
     return rows, seconds, peak
+
+
+def _fast_rows(
+    loaded: LoadedModel,
+    ids: torch.Tensor,
+    pads: list[int],
+    processor: RowSettingsProcessor,
+    limits: list[int],
+    stop: threading.Event | None,
+) -> list[list[int]] | None:
+    """Every row's new ids from fast_decode's batched loop, or None where it does not apply.
+
+    generate() spends most of a 7B step launching kernels from Python, and more for four rows
+    than for one; the loop replays one captured step for all rows, so a grid of four columns
+    costs about what one column does.
+    """
+    if loaded.is_seq2seq or any(pads) or not bool((ids == ids[:1]).all()):
+        return None  # only continuations of one prompt share the loop's cache
+    model, prompt = loaded.model, ids[:1]
+    reason = fast_decode.rows_unsupported_reason(model, prompt, len(limits), max(limits))
+    if reason is not None:
+        if ids.device.type == "cuda":
+            log.info("batched fast decode not used: %s", reason)
+        return None
+    min_new = int(getattr(model.generation_config, "min_new_tokens", None) or 0)
+    eos = fast_decode.eos_ids(model, loaded.tokenizer)
+    try:
+        return fast_decode.decode_rows(
+            model, prompt, processor, limits, eos, min_new, stop.is_set if stop is not None else None
+        )
+    except fast_decode.Busy:
+        log.info("batched fast decode not used: another request is decoding with this model")
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nothing was shown yet, so generate() can take over
+        log.warning("batched fast decode failed (%s: %s); using generate()", type(exc).__name__, exc)
+        model._playground_fast_rows = None
+    return None
 
 
 def generate_rows(

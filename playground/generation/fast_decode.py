@@ -11,7 +11,8 @@ cache size. Measured on an H100 (7B shapes): bench/RESULTS.md, section GPU.
 
 `decode_tokens` is the loop (eager steps where graphs are off, e.g. on CPU in tests);
 `fast_generate` is the drop-in that `stream.py` calls, returning None where it does not apply
-so that the caller uses plain `generate()`.
+so that the caller uses plain `generate()`. `decode_rows` is the same loop for several
+continuations of one prompt at once (the side-by-side grid in compare.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,11 @@ class FastDecodeConfig:
     cache_bucket: int = 256
 
 
-class _Busy(Exception):
+# Most rows `decode_rows` takes: each row has its own KV cache (0.5 MiB per token at 7B).
+MAX_ROWS = 16
+
+
+class Busy(Exception):
     """Another request is decoding with this model's graph right now."""
 
 
@@ -84,6 +89,29 @@ def unsupported_reason(
         return "beam search"
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         return "batch size is not 1"
+    needed = int(input_ids.shape[1]) + int(settings.max_new_tokens)
+    return _model_reason(model, input_ids.device, needed, require_cuda, _UNSUPPORTED_GENERATION_OPTIONS)
+
+
+def rows_unsupported_reason(
+    model: Any, input_ids: torch.Tensor, rows: int, max_new_tokens: int, require_cuda: bool = True
+) -> str | None:
+    """Why `decode_rows` cannot continue this prompt `rows` times, or None when it can."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return f"turned off by {ENV_SWITCH}=0"
+    if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        return "the rows do not share one prompt"
+    if not 1 <= rows <= MAX_ROWS:
+        return f"{rows} rows (the batched loop takes 1 to {MAX_ROWS})"
+    needed = int(input_ids.shape[1]) + int(max_new_tokens)
+    # decode_rows holds eos back for min_new_tokens itself, as generate() does.
+    options = tuple(o for o in _UNSUPPORTED_GENERATION_OPTIONS if o != "min_new_tokens")
+    return _model_reason(model, input_ids.device, needed, require_cuda, options)
+
+
+def _model_reason(
+    model: Any, device: torch.device, needed: int, require_cuda: bool, options: tuple[str, ...]
+) -> str | None:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = base.config
     if getattr(config, "is_encoder_decoder", False):
@@ -95,10 +123,8 @@ def unsupported_reason(
     devices = {str(d) for d in (getattr(base, "hf_device_map", None) or {}).values()}
     if len(devices) > 1:
         return "model is spread over several devices"
-    device = input_ids.device
     if require_cuda and device.type != "cuda":
         return "not on a CUDA device"
-    needed = int(input_ids.shape[1]) + int(settings.max_new_tokens)
     layer_types = _layer_types(config)
     if any(t not in ("full_attention", "sliding_attention") for t in layer_types):
         return "model has attention layers other than full or sliding attention"
@@ -111,7 +137,7 @@ def unsupported_reason(
         from transformers import GenerationConfig
 
         default = GenerationConfig()
-        for key in _UNSUPPORTED_GENERATION_OPTIONS:
+        for key in options:
             if getattr(gen, key, None) != getattr(default, key, None):
                 return f"generation_config sets {key}"
     return None
@@ -136,13 +162,14 @@ def eos_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 class _Runner:
-    """A static cache for one model and cache length, plus the captured one-token step."""
+    """A static cache for one model, cache length and row count, plus the captured one-token step."""
 
-    def __init__(self, model: Any, max_len: int, use_graph: bool, fuse: bool) -> None:
+    def __init__(self, model: Any, max_len: int, use_graph: bool, fuse: bool, rows: int = 1) -> None:
         from transformers.cache_utils import Cache, StaticLayer
 
         self.model = model
         self.max_len = max_len
+        self.rows = rows
         self.use_graph = use_graph
         self.fuse = fuse
         self.fused = False
@@ -167,7 +194,7 @@ class _Runner:
         if not self.use_graph or self.graph is not None:
             return
         device = self.cache.layers[0].keys.device
-        self.static_ids = torch.zeros((1, 1), dtype=torch.long, device=device)
+        self.static_ids = torch.zeros((self.rows, 1), dtype=torch.long, device=device)
         lengths = [layer.cumulative_length.clone() for layer in self.cache.layers]
         if self.fuse:
             try:
@@ -200,8 +227,8 @@ class _Runner:
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
-            return self._eager_step(token.view(1, 1))
-        self.static_ids.copy_(token.view(1, 1))
+            return self._eager_step(token.view(self.rows, 1))
+        self.static_ids.copy_(token.view(self.rows, 1))
         self.graph.replay()
         return self.static_logits
 
@@ -307,27 +334,33 @@ def _signature(model: Any) -> tuple:
 _RUNNERS_LOCK = threading.Lock()
 
 
-def _runner_for(model: Any, max_len: int, config: FastDecodeConfig, device: torch.device) -> _Runner:
+def _runner_for(
+    model: Any, max_len: int, config: FastDecodeConfig, device: torch.device, rows: int = 1
+) -> _Runner:
     use_graph = config.cuda_graph and device.type == "cuda"
     fuse = use_graph and config.fuse
+    # Chat (one row) and side-by-side grids (several) each keep their own runner, so that
+    # alternating between them does not re-capture a graph every time.
+    slot = "_playground_fast_decode" if rows == 1 else "_playground_fast_rows"
     with _RUNNERS_LOCK:
-        runner = getattr(model, "_playground_fast_decode", None)
+        runner = getattr(model, slot, None)
         if runner is not None and runner.lock.locked():
-            raise _Busy()
+            raise Busy()
         if (
             runner is None
             or runner.max_len != max_len
+            or runner.rows != rows
             or runner.use_graph != use_graph
             or runner.fuse != fuse
             or runner.signature != _signature(model)
         ):
-            # Only one runner per model: the old graph and cache are freed before the new ones.
-            model._playground_fast_decode = None
+            # Only one runner per slot: the old graph and cache are freed before the new ones.
+            setattr(model, slot, None)
             runner = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            runner = _Runner(model, max_len, use_graph, fuse)
-            model._playground_fast_decode = runner
+            runner = _Runner(model, max_len, use_graph, fuse, rows)
+            setattr(model, slot, runner)
         runner.lock.acquire()
         return runner
 
@@ -447,26 +480,102 @@ def decode_tokens(
 
 
 class _TokenReader:
-    """Brings one token id to the host without waiting for work queued after it."""
+    """Brings token ids to the host without waiting for work queued after them."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, size: int = 1) -> None:
         self.cuda = device.type == "cuda"
         if self.cuda:
-            self.host = torch.empty(1, dtype=torch.long, pin_memory=True)
+            self.host = torch.empty(size, dtype=torch.long, pin_memory=True)
             self.event = torch.cuda.Event()
         self.token: torch.Tensor | None = None
 
     def start(self, token: torch.Tensor) -> None:
         self.token = token
         if self.cuda:
-            self.host.copy_(token.view(1), non_blocking=True)
+            self.host.copy_(token.view(-1), non_blocking=True)
             self.event.record()
 
-    def value(self) -> int:
+    def values(self) -> list[int]:
         if self.cuda:
             self.event.synchronize()
-            return int(self.host[0])
-        return int(self.token)
+            return self.host.tolist()
+        return self.token.view(-1).tolist()
+
+    def value(self) -> int:
+        return self.values()[0]
+
+
+def row_bucket(rows: int) -> int:
+    """Rows actually decoded for `rows` requested: a power of two, so few graphs are captured."""
+    return 1 << max(0, rows - 1).bit_length()
+
+
+def decode_rows(
+    model: Any,
+    input_ids: torch.Tensor,
+    choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    limits: Sequence[int],
+    eos: set[int],
+    min_new_tokens: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    config: FastDecodeConfig | None = None,
+) -> list[list[int]]:
+    """New token ids of `len(limits)` continuations of one prompt, decoded side by side.
+
+    The batched form of `decode_tokens` for the side-by-side grid: one static cache with a row
+    per continuation and one captured step for all rows, so four columns cost about one (a 7B
+    step reads the same weights for one row or four). `choose(ids, scores)` gets the rows' ids so
+    far and their float32 next-token scores, and returns scores whose argmax is each row's token
+    (a logits processor such as compare.py's per-row one). Row i ends at eos or after `limits[i]`
+    tokens; eos is held back for the first `min_new_tokens`. Call `rows_unsupported_reason`
+    first; run under torch.inference_mode().
+    """
+    config = config or FastDecodeConfig()
+    rows, device = len(limits), input_ids.device
+    width, steps = int(input_ids.shape[1]), max(int(n) for n in limits)
+    # Spare rows up to the bucket repeat the prompt and decode greedily; nobody reads them.
+    bucket = row_bucket(rows)
+    runner = _runner_for(model, _cache_length(width + steps, model, config), config, device, bucket)
+    history = torch.empty((rows, width + steps), dtype=torch.long, device=device)
+    history[:, :width] = input_ids
+    eos_index = torch.tensor(sorted(eos), dtype=torch.long, device=device)
+    out: list[list[int]] = [[] for _ in range(rows)]
+    done = [False] * rows
+
+    def pick(step: int, logits: torch.Tensor) -> torch.Tensor:
+        # A copy: the captured step writes its logits into the same buffer every time.
+        scores = logits.to(torch.float32, copy=True)
+        if step < min_new_tokens and len(eos_index):
+            scores.index_fill_(1, eos_index, -float("inf"))
+        chosen = choose(history[:, : width + step], scores[:rows]).argmax(dim=-1)
+        if bucket > rows:
+            chosen = torch.cat([chosen, scores[rows:].argmax(dim=-1)])
+        return chosen
+
+    try:
+        logits = runner.prefill(input_ids.expand(bucket, -1))
+        runner.ensure_graph()
+        reader = _TokenReader(device, bucket)
+        tokens = pick(0, logits)
+        for i in range(steps):
+            last = i + 1 == steps
+            reader.start(tokens)
+            if not last:
+                # Queued before this step's tokens reach the host: the GPU computes the next
+                # step while the host checks for eos; after the last row ends it is unused.
+                logits = runner.step(tokens)
+            values = reader.values()
+            for r in range(rows):
+                if not done[r]:
+                    out[r].append(values[r])
+                    done[r] = values[r] in eos or len(out[r]) >= limits[r]
+            if last or all(done) or (should_stop is not None and should_stop()):
+                break
+            history[:, width + i] = tokens[:rows]
+            tokens = pick(i + 1, logits)
+    finally:
+        runner.lock.release()
+    return out
 
 
 def fast_generate(
@@ -494,7 +603,7 @@ def fast_generate(
     steps = decode_tokens(model, input_ids, settings, eos_ids(model, tokenizer), stop.is_set, config)
     try:
         first = next(steps)
-    except _Busy:
+    except Busy:
         log.info("fast decode not used: another request is decoding with this model")
         return None
     except torch.OutOfMemoryError:

@@ -37,11 +37,24 @@ def free_name(final: Path) -> Path:
     return candidate
 
 
-def save_adapter(model: Any, final: Path, metadata: dict[str, Any]) -> Path:
-    """Write the PEFT adapter and its metadata in one rename; never replaces another adapter."""
-    final = free_name(Path(final))
+def _saved_by(path: Path) -> str | None:
+    try:
+        return json.loads((path / METADATA_FILE).read_text(encoding="utf-8")).get("job")
+    except (OSError, ValueError):
+        return None
+
+
+def save_adapter(model: Any, final: Path, metadata: dict[str, Any], job: str | None = None) -> Path:
+    """Write the PEFT adapter and its metadata in one rename.
+
+    Never replaces another job's adapter (a taken name becomes NAME-2); the same job's earlier
+    save (made when it was stopped) is replaced, so resuming finishes the adapter in place.
+    """
+    final = Path(final)
+    if not (job and final.exists() and _saved_by(final) == job):
+        final = free_name(final)
     metadata = {**metadata, "name": final.name, "created": datetime.now(UTC).isoformat(timespec="seconds")}
-    with atomic_directory(final, overwrite=False) as tmp:
+    with atomic_directory(final, overwrite=job is not None and final.exists()) as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)
         (tmp / METADATA_FILE).write_text(
             json.dumps(metadata, ensure_ascii=False, indent=1, default=str), encoding="utf-8"

@@ -18,7 +18,7 @@ from typing import Any
 from playground.data_types import Example
 from playground.errors import PlaygroundError
 from playground.prompts.templates import PromptTemplate, get_template
-from playground.training.adapters import resolve_adapter, save_adapter
+from playground.training.adapters import read_adapter, resolve_adapter, save_adapter
 from playground.training.checkpoints import (
     checkpoints_dir,
     find_checkpoint,
@@ -233,8 +233,15 @@ class Trainer:
         while state["step"] < s.plan.total_steps:
             if self.should_stop():
                 path = self._checkpoint(s) if last_saved != state["step"] else find_checkpoint(self.job_dir)
-                self.on_event({"type": "stopped", "step": state["step"], "checkpoint": str(path)})
-                return TrainResult("stopped", state["step"], s.plan.total_steps, checkpoint=str(path))
+                # A stopped run is often a good-enough one: its adapter is usable at once, and a
+                # resume of this job later replaces it with the finished one.
+                adapter = self._save(s, data, stopped=True) if state["step"] > 0 else None
+                self.on_event(
+                    {"type": "stopped", "step": state["step"], "checkpoint": str(path), "adapter": adapter}
+                )
+                return TrainResult(
+                    "stopped", state["step"], s.plan.total_steps, adapter=adapter, checkpoint=str(path)
+                )
             self.on_event(self._step(s))
             if s.eval and cfg.eval_every and state["step"] % cfg.eval_every == 0:
                 self._evaluate(s)
@@ -314,9 +321,16 @@ class Trainer:
     # -- the end -------------------------------------------------------------------------------
 
     def _finish(self, s: _Session, data: TrainingData) -> TrainResult:
+        adapter = self._save(s, data, stopped=False)
+        metrics = read_adapter(Path(adapter)).metrics
+        self.on_event({"type": "finished", "step": s.state["step"], "adapter": adapter, **metrics})
+        return TrainResult("finished", s.state["step"], s.plan.total_steps, adapter=adapter, metrics=metrics)
+
+    def _save(self, s: _Session, data: TrainingData, stopped: bool) -> str:
+        """Save the adapter with its metadata; returns its folder."""
         cfg, state = self.config, s.state
         final_eval: dict[str, float] = {}
-        if s.eval:
+        if s.eval and not stopped:
             last = state["eval_history"][-1] if state["eval_history"] else None
             if last and last[0] == state["step"]:
                 final_eval = {"eval_loss": last[1], "eval_perplexity": last[2]}
@@ -355,9 +369,7 @@ class Trainer:
             "loss_history": history,
             "eval_history": state["eval_history"],
             "notes": self.notes,
+            "job": self.job_dir.name,
+            "stopped_at": f"step {state['step']} of {s.plan.total_steps}" if stopped else None,
         }
-        adapter = save_adapter(s.model, cfg.output_dir(), metadata)
-        self.on_event({"type": "finished", "step": state["step"], "adapter": str(adapter), **metrics})
-        return TrainResult(
-            "finished", state["step"], s.plan.total_steps, adapter=str(adapter), metrics=metrics
-        )
+        return str(save_adapter(s.model, cfg.output_dir(), metadata, job=self.job_dir.name))

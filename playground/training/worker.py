@@ -64,7 +64,7 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
             signal.signal(sig, handler)
     if result.status == "stopped":
         message = f"stopped at step {result.step} of {result.total_steps}; resume continues from there"
-        return job.update_status(status="stopped", message=message, ended=now())
+        return job.update_status(status="stopped", message=message, adapter=result.adapter, ended=now())
     metrics = result.metrics
     message = f"finished {result.step} steps, final loss {metrics.get('final_loss'):.4f}"
     if metrics.get("eval_perplexity") is not None:
