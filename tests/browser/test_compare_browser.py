@@ -46,7 +46,12 @@ def test_sweep_chart_and_base_model_table_with_export(page, app_server):
     page.locator("#compare-samples input[type='number']").press("Tab")
 
     page.get_by_text("Sweep one setting").click()
-    page.locator("#sweep-values textarea").fill("0.2, 1.4")
+    values = page.locator("#sweep-values textarea")
+    # The accordion mounts its contents on opening: typing before that is overwritten.
+    expect(values).to_have_value("0.1:1.5:0.2")
+    values.fill("0.2, 1.4")
+    values.blur()
+    expect(values).to_have_value("0.2, 1.4")
     page.locator("#sweep-run").click()
     page.locator("#sweep-plot .js-plotly-plot").wait_for(timeout=60_000)
     table = page.locator("#sweep-table")
