@@ -50,6 +50,33 @@ def fp32_reference(model, timed, looped, batched, bs: int, dtype: str) -> str:
     )
 
 
+def profile(model, tokenizer, pairs, bs: int, max_length: int) -> None:
+    """Where one service call's time goes: device kernels against the wall clock."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from playground.evaluation.perplexity import perplexity
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        perplexity(model, tokenizer, pairs, batch_size=bs, max_length=max_length)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    from torch.autograd import DeviceType
+
+    events = prof.key_averages()
+    # Kernels only: operator rows repeat their kernels' device time.
+    busy = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) / 1e6
+    print(f"[profile] wall {wall:.3f} s (profiled), device kernels {busy:.3f} s ({busy / wall:.0%} busy)")
+    print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60))
+    cpu = sorted(events, key=lambda e: -e.self_cpu_time_total)[:10]
+    print(
+        "[profile] top host time: " + "; ".join(f"{e.key} {e.self_cpu_time_total / 1e3:.0f} ms" for e in cpu)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="llama")
@@ -62,6 +89,14 @@ def main() -> int:
         "--fp32-reference",
         action="store_true",
         help="also score with the same weights in float32, to show how far each bf16 way is from it",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="profile one service call: device busy time and top kernels"
+    )
+    parser.add_argument(
+        "--fused-experiment",
+        action="store_true",
+        help="also time the service with RMSNorm and rotary compiled (fast_decode's fused ops; not the service)",
     )
     args = parser.parse_args()
 
@@ -134,6 +169,19 @@ def main() -> int:
             f"{LABELS[args.shape]} {dtype}, {where}); per-example agreement "
             f"{worst:.1e} ({'within' if ok else 'OUTSIDE'} {AGREEMENT:g})"
         )
+        if args.profile and cuda:
+            profile(model, tokenizer, pairs, bs, args.max_length)
+        if args.fused_experiment and cuda:
+            from playground.generation.fast_decode import _fused_ops
+
+            with _fused_ops(model):
+                timed(perplexity, model, reps=1, batch_size=bs)  # compiles for this batch's shapes
+                fused, t_fused = timed(perplexity, model, batch_size=bs)
+            print(
+                f"[{dtype}] experiment, RMSNorm and rotary compiled: {t_fused:.3f} s ({timed.spread}), "
+                f"{t_loop / t_fused:.1f}x, largest per-example difference {_worst(looped, fused):.1e}",
+                flush=True,
+            )
         lines.append(
             f"gpu_perplexity, prefix run per example: {t_loop / best_unshared[1]:.1f}x (batching alone, batch "
             f"size {best_unshared[0]}, same loop, data and model)"

@@ -357,47 +357,55 @@ def test_fast_rows_give_generates_texts(tiny, monkeypatch):
         Column("greedy", GREEDY.with_(max_new_tokens=6)),
         *_sampling_columns(),
         Column("penalties", HOT.with_(repetition_penalty=1.5, no_repeat_ngram_size=2, max_new_tokens=9)),
+        # Plain greedy repeats one token on this prompt, so these two depend on every past token.
+        Column("no-repeat", GREEDY.with_(no_repeat_ngram_size=2, max_new_tokens=10)),
+        Column("penalty", GREEDY.with_(repetition_penalty=3.0, max_new_tokens=10)),
     ]
     plain = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=5)
     calls = _use_rows_loop(monkeypatch)
     fast = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=5)
-    assert calls == [9]  # 1 greedy row + 4 columns x 2 draws, in one call
+    assert calls == [11]  # 3 greedy rows + 4 columns x 2 draws, in one call
     assert _texts(fast) == _texts(plain)
     assert [r.new_tokens for r in fast] == [r.new_tokens for r in plain]
     assert fast[0].new_tokens == [6] and fast[4].new_tokens == [9, 9]
-    # One column alone gives its texts from the grid, through the one-row runner that chat uses.
+    # One column alone gives its texts from the grid.
     alone = compare_columns(tiny, PROMPT, columns[2:3], n_samples=2, seed=5)
     assert alone[0].texts == fast[2].texts and calls[-1] == 2
     greedy = compare_columns(tiny, PROMPT, columns[:1])
     assert greedy[0].texts == fast[0].texts and calls[-1] == 1
-    assert tiny.model._playground_fast_rows.rows == 2  # the last grid's bucket
-    assert tiny.model._playground_fast_decode.rows == 1
+    assert len(set(fast[5].texts[0])) > 2  # the no-repeat row did not repeat its one token
+    # Grids of up to 4 rows share one 4-row runner, apart from chat's one-row runner.
+    assert tiny.model._playground_fast_rows.rows == 4
+    assert getattr(tiny.model, "_playground_fast_decode", None) is None
 
 
 def test_fast_rows_hold_eos_back_for_min_new_tokens_like_generate(tiny, monkeypatch):
     from playground.generation.stream import encode_prompt
 
-    ids = encode_prompt(tiny, PROMPT)["input_ids"]
+    prompt = "Once upon a time"  # its greedy answer does not repeat one token
+    ids = encode_prompt(tiny, prompt)["input_ids"]
     with torch.inference_mode():
         out = tiny.model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
-            **GREEDY.with_(max_new_tokens=3).generate_kwargs(),
+            **GREEDY.with_(max_new_tokens=6).generate_kwargs(),
             pad_token_id=tiny.tokenizer.pad_token_id,
         )
+    greedy = out[0, ids.shape[1] :].tolist()
     gen = tiny.model.generation_config
-    # The greedy answer's second token becomes the end of the answer.
-    monkeypatch.setattr(gen, "eos_token_id", int(out[0, ids.shape[1] + 1]))
+    # The first token of the greedy answer not seen before in it becomes the end of the answer.
+    k = next(k for k in range(1, len(greedy)) if greedy[k] not in greedy[:k])
+    monkeypatch.setattr(gen, "eos_token_id", greedy[k])
     columns = [Column("greedy", GREEDY.with_(max_new_tokens=8)), Column("hot", HOT.with_(max_new_tokens=8))]
     plain = {}
-    for min_new in (None, 4):
+    for min_new in (None, k + 2):
         monkeypatch.setattr(gen, "min_new_tokens", min_new)
-        plain[min_new] = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=2)
-    assert plain[None][0].new_tokens == [2] and plain[4][0].new_tokens[0] > 4
+        plain[min_new] = compare_columns(tiny, prompt, columns, n_samples=2, seed=2)
+    assert plain[None][0].new_tokens == [k + 1] and plain[k + 2][0].new_tokens[0] > k + 2
     calls = _use_rows_loop(monkeypatch)
-    for min_new in (None, 4):
+    for min_new in (None, k + 2):
         monkeypatch.setattr(gen, "min_new_tokens", min_new)
-        fast = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=2)
+        fast = compare_columns(tiny, prompt, columns, n_samples=2, seed=2)
         assert _texts(fast) == _texts(plain[min_new])
         assert [r.new_tokens for r in fast] == [r.new_tokens for r in plain[min_new]]
     assert calls == [3, 3]

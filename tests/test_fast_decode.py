@@ -204,3 +204,57 @@ def test_fused_formulas_equal_the_models_own(llama, monkeypatch):
     # Everything is put back afterwards.
     assert "forward" not in vars(norm)
     assert modeling.apply_rotary_pos_emb is original
+
+
+def test_rows_unsupported_reasons(llama, mistral, monkeypatch):
+    from playground.generation.fast_decode import MAX_ROWS, rows_unsupported_reason
+
+    ids = _ids(llama, PROMPTS[0])
+    assert rows_unsupported_reason(llama.model, ids, 4, 16, require_cuda=False) is None
+    assert "CUDA" in rows_unsupported_reason(llama.model, ids, 4, 16)
+    assert "one prompt" in rows_unsupported_reason(llama.model, ids.repeat(2, 1), 2, 16, require_cuda=False)
+    assert "rows" in rows_unsupported_reason(llama.model, ids, MAX_ROWS + 1, 16, require_cuda=False)
+    assert "sliding window" in rows_unsupported_reason(mistral.model, ids, 2, 200, require_cuda=False)
+    gen = llama.model.generation_config
+    monkeypatch.setattr(gen, "min_new_tokens", 5)  # decode_rows holds eos back itself
+    assert rows_unsupported_reason(llama.model, ids, 4, 16, require_cuda=False) is None
+    monkeypatch.setattr(gen, "suppress_tokens", [5])
+    assert "suppress_tokens" in rows_unsupported_reason(llama.model, ids, 4, 16, require_cuda=False)
+    monkeypatch.setenv(fast_decode.ENV_SWITCH, "0")
+    assert "turned off" in rows_unsupported_reason(llama.model, ids, 4, 16, require_cuda=False)
+
+
+def test_decode_rows_stops_each_row_and_all_rows(llama):
+    from playground.generation.fast_decode import decode_rows
+
+    ids = _ids(llama, PROMPTS[1])
+    greedy = _fast(llama, PROMPTS[1], GREEDY.with_(max_new_tokens=8))
+    with torch.inference_mode():
+        # Three greedy rows (a 4-row bucket) with their own limits; eos ends a row early.
+        rows = decode_rows(llama.model, ids, lambda _ids, scores: scores, [8, 3, 5], set())
+        assert rows == [greedy, greedy[:3], greedy[:5]]
+        eos = {greedy[2]}
+        ended = greedy[: greedy.index(greedy[2]) + 1]
+        assert decode_rows(llama.model, ids, lambda _ids, scores: scores, [8, 8], eos) == [ended, ended]
+        calls = {"n": 0}
+
+        def should_stop() -> bool:
+            calls["n"] += 1
+            return calls["n"] >= 2
+
+        stopped = decode_rows(llama.model, ids, lambda _ids, scores: scores, [8, 8], set(), 0, should_stop)
+    assert stopped == [greedy[:2], greedy[:2]]
+    assert llama.model._playground_fast_rows.rows == 4
+
+
+def test_row_buckets():
+    from playground.generation.fast_decode import MAX_ROWS, row_bucket
+
+    assert [row_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9, MAX_ROWS)] == [4, 4, 4, 4, 8, 8, 16, 16]
+
+    class Linear4bit(torch.nn.Module):  # stands in for bitsandbytes' layer, matched by name
+        pass
+
+    quantized = torch.nn.Sequential(Linear4bit())
+    assert [row_bucket(n, quantized) for n in (1, 2, 3, 5)] == [1, 2, 4, 8]
+    assert row_bucket(1, torch.nn.Sequential(torch.nn.Linear(2, 2))) == 4

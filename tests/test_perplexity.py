@@ -246,3 +246,18 @@ def test_shared_prefix_stops_before_the_first_scored_token(llama):
     head = 1 + len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert seen[0] == (1, head - 1)
     assert_same(looped_perplexity(model, tokenizer, pairs), shared)
+
+
+def test_token_texts_in_one_batched_decode_equal_one_decode_each(llama, monkeypatch):
+    import importlib
+
+    # The package exports the function `perplexity`, which hides the module of the same name.
+    module = importlib.import_module("playground.evaluation.perplexity")
+    _, tokenizer = llama
+    # Chinese characters split over several byte-level tokens, spaces and punctuation.
+    ids = tokenizer("床前明月光， the fox — 疑是地上霜。" * 2, add_special_tokens=False)["input_ids"]
+    assert module._stock_decode(type(tokenizer))
+    batched = module._token_texts(tokenizer, ids)
+    monkeypatch.setattr(module, "_stock_decode", lambda cls: False)
+    assert batched == module._token_texts(tokenizer, ids)
+    assert "".join(batched) == tokenizer.decode(ids, clean_up_tokenization_spaces=False)

@@ -249,27 +249,22 @@ def _batch_nll(
     # causal mask no real token sees the padding after it, so no padding mask is needed (without
     # one, attention can take its causal kernel).
     cols = torch.tensor([t - 1 - skip for enc in batch for t in enc.targets])
-    targets = ids[torch.tensor(rows), cols + 1].to(device, non_blocking=True)
-    first = int(cols.min())
+    first = int(cols.min()) if keep_logits else 0
+    targets = ids[torch.tensor(rows), cols + 1]
+    ids_d, targets, rows_t, cols_t = _to_device(device, ids, targets, torch.tensor(rows), cols - first)
     kwargs: dict[str, Any] = {}
     if keep_logits:
         # Only positions that predict a scored token go through the LM head.
         kwargs["logits_to_keep"] = torch.arange(first, int(cols.max()) + 1, device=device)
-    else:
-        first = 0
     if prefix is not None:
         kwargs["past_key_values"] = prefix.cache(len(batch))
     try:
-        logits = model(
-            input_ids=ids.to(device, non_blocking=True), use_cache=prefix is not None, **kwargs
-        ).logits
+        logits = model(input_ids=ids_d, use_cache=prefix is not None, **kwargs).logits
     except torch.OutOfMemoryError as err:
         raise PlaygroundError(
             f"Out of memory scoring {len(batch)} examples of up to {width + skip} tokens at once. "
             f"Lower the batch size (now {batch_size}) or the maximum length."
         ) from err
-    rows_t = torch.tensor(rows).to(device, non_blocking=True)
-    cols_t = (cols - first).to(device, non_blocking=True)
     chunk = max(1, _SOFTMAX_BUDGET // logits.shape[-1])
     return torch.cat(
         [
@@ -281,6 +276,20 @@ def _batch_nll(
             for s in range(0, len(rows), chunk)
         ]
     )
+
+
+def _to_device(device: torch.device, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """The batch's integer tensors on the device in one asynchronous copy.
+
+    A copy from ordinary (pageable) host memory waits for the work already queued, i.e. the
+    previous batch's forward pass, so the host could not prepare this batch meanwhile; a copy
+    from pinned memory does not wait.
+    """
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    if device.type == "cuda":
+        flat = flat.pin_memory()
+    parts = flat.to(device, non_blocking=True).split([t.numel() for t in tensors])
+    return [part.view(t.shape) for part, t in zip(parts, tensors)]
 
 
 def _encode(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int) -> list[_Encoded]:
@@ -313,16 +322,35 @@ def _scored(tokenizer: Any, prompt: str, reference: str, enc: _Encoded, nll: lis
 
 def _token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
     """Text each token adds; a character split over several tokens goes to the one completing it."""
+    starts = [max(0, i - _DECODE_CONTEXT) for i in range(len(ids))]
+    windows = [w for i, start in enumerate(starts) for w in (ids[start:i], ids[start : i + 1])]
+    decoded = _decode_all(tokenizer, windows)
     texts = []
     for i in range(len(ids)):
-        start = max(0, i - _DECODE_CONTEXT)
-        before = _decode(tokenizer, ids[start:i]).rstrip("\ufffd")
-        now = _decode(tokenizer, ids[start : i + 1])
+        before, now = decoded[2 * i].rstrip("\ufffd"), decoded[2 * i + 1]
         if i + 1 < len(ids):
             # An unfinished character shows as U+FFFD; it belongs to a later token.
             now = now.rstrip("\ufffd")
         texts.append(now[len(before) :] if now.startswith(before) else now)
     return texts
+
+
+def _decode_all(tokenizer: Any, windows: list[list[int]]) -> list[str]:
+    """`_decode` of each window; one call into the Rust tokenizer where decode is the stock one.
+
+    Two decodes per scored token through Python cost as much as a forward pass of a batch.
+    """
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and _stock_decode(type(tokenizer)):
+        return backend.decode_batch(windows, skip_special_tokens=False)
+    return [_decode(tokenizer, w) for w in windows]
+
+
+def _stock_decode(cls: type) -> bool:
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend
+
+    return cls.decode is PreTrainedTokenizerBase.decode and cls._decode is TokenizersBackend._decode
 
 
 def _decode(tokenizer: Any, ids: list[int]) -> str:

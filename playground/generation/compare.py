@@ -11,7 +11,9 @@ with other rows).
 Because each row owns its generator (seeded with the shared seed, plus the draw number), a
 column's text depends only on its prompt, settings and seed: not on which other columns share
 the batch, nor on its position in it. Columns with the same seed also see the same random
-numbers, so a difference between two columns is the settings', not luck's.
+numbers, so a difference between two columns is the settings', not luck's. (On a GPU, matrix
+kernels round differently for different row counts, so this holds exactly among grids that run
+the same number of rows: one to four, see fast_decode.row_bucket; bitsandbytes models excepted.)
 """
 
 from __future__ import annotations
@@ -267,10 +269,8 @@ def _encode_left(loaded: LoadedModel, prompts: Sequence[str]) -> tuple[torch.Ten
     return ids, mask, [width - len(r) for r in rows]
 
 
-def _new_tokens(ids: torch.Tensor, tok: Any) -> int:
+def _new_tokens(ids: torch.Tensor, eos_ids: set[int]) -> int:
     """Generated tokens up to and including the first eos (the rest is padding)."""
-    eos = tok.eos_token_id
-    eos_ids = set(eos) if isinstance(eos, list) else {eos}
     for n, t in enumerate(ids.tolist()):
         if t in eos_ids:
             return n + 1
@@ -338,7 +338,9 @@ def _run_call(
             new, n = torch.tensor(fast[i], dtype=torch.long), len(fast[i])
         else:
             new = out[i, start : start + limit]
-            n = _new_tokens(new, tok)
+            # generate() stops a row at its generation_config's eos ids, which may differ from
+            # the tokenizer's (several ids for some chat models).
+            n = _new_tokens(new, fast_decode.eos_ids(loaded.model, tok))
         rows.append((decode_new(tok, new[:n]), width - pads[i], n))
     return rows, seconds, peak
 

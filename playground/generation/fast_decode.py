@@ -73,6 +73,8 @@ class FastDecodeConfig:
 
 # Most rows `decode_rows` takes: each row has its own KV cache (0.5 MiB per token at 7B).
 MAX_ROWS = 16
+# Fewest rows it decodes (see row_bucket).
+MIN_ROWS = 4
 
 
 class Busy(Exception):
@@ -505,9 +507,23 @@ class _TokenReader:
         return self.values()[0]
 
 
-def row_bucket(rows: int) -> int:
-    """Rows actually decoded for `rows` requested: a power of two, so few graphs are captured."""
-    return 1 << max(0, rows - 1).bit_length()
+def row_bucket(rows: int, model: Any = None) -> int:
+    """Rows actually decoded for `rows` requested: a power of two, so few graphs are captured.
+
+    At least MIN_ROWS: a 7B step reads the same weights for one row or four, so the spare rows
+    cost little, and grids of one to four rows then run the same matrix kernels, which round
+    each row the same way whatever the other rows hold: a column gives the same tokens alone as
+    beside others. Not for bitsandbytes models: they have a one-row kernel that reads the
+    quantized weights once, but dequantize whole matrices for more rows.
+    """
+    bucket = 1 << max(0, rows - 1).bit_length()
+    if model is not None and _bitsandbytes_quantized(model):
+        return bucket
+    return max(bucket, MIN_ROWS)
+
+
+def _bitsandbytes_quantized(model: Any) -> bool:
+    return any(type(m).__name__ in ("Linear4bit", "Linear8bitLt") for m in model.modules())
 
 
 def decode_rows(
@@ -534,7 +550,7 @@ def decode_rows(
     rows, device = len(limits), input_ids.device
     width, steps = int(input_ids.shape[1]), max(int(n) for n in limits)
     # Spare rows up to the bucket repeat the prompt and decode greedily; nobody reads them.
-    bucket = row_bucket(rows)
+    bucket = row_bucket(rows, model)
     runner = _runner_for(model, _cache_length(width + steps, model, config), config, device, bucket)
     history = torch.empty((rows, width + steps), dtype=torch.long, device=device)
     history[:, :width] = input_ids
