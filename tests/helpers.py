@@ -16,3 +16,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float =
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s")
+
+
+def pick(page: Any, dropdown: str, option: str) -> None:
+    """Choose `option` in the gradio dropdown whose element id selector is `dropdown`."""
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()

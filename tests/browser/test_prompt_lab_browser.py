@@ -3,13 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from playground.data import load_dataset
+from tests.helpers import pick
 
 TRAIN = Path(__file__).resolve().parents[2] / "examples" / "classical_chinese_train.json"
-
-
-def _pick(page, dropdown: str, option: str) -> None:
-    page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def _count_in_preview(page, text: str) -> int:
@@ -25,9 +21,9 @@ def test_build_two_shot_prompt_preview_and_evaluate(page, app_server):
     page.locator("#lab-preview-info").get_by_text("tokens").wait_for()
 
     # A raw Q:/A: prompt with 2 examples (first k of the matching training file).
-    _pick(page, "#lab-template", "custom (below)")
+    pick(page, "#lab-template", "custom (below)")
     page.locator("#lab-custom textarea").fill("Q: {instruction}{input}\nA:")
-    _pick(page, "#lab-format-preset", "Q: / A:")
+    pick(page, "#lab-format-preset", "Q: / A:")
     k = page.locator("#lab-k input[type='number']")
     k.fill("0")
     k.blur()
@@ -103,7 +99,7 @@ def test_hand_picked_examples_recipe_and_data_switch(page):
     assert page.locator("#lab-preview textarea").input_value().endswith("Let's think step by step.")
 
     # Another test set brings its own training file; the hand-picked ids are not in it.
-    _pick(page, "#lab-test-example", "sports_plausibility_test.json")
+    pick(page, "#lab-test-example", "sports_plausibility_test.json")
     page.wait_for_function(
         "() => document.querySelector('#lab-train-example input').value === 'sports_plausibility_train.json'"
     )

@@ -6,11 +6,7 @@ import re
 
 from playground.generation import GREEDY, generate_text
 from playground.models import EMBEDDED_KEY
-
-
-def _pick(page, dropdown: str, option: str) -> None:
-    page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
+from tests.helpers import pick
 
 
 def test_t5_three_shot_prompt_gets_an_answer(page, app_server, tiny_t5):
@@ -24,10 +20,10 @@ def test_t5_three_shot_prompt_gets_an_answer(page, app_server, tiny_t5):
         assert ctx.models.current.is_seq2seq
 
         page.get_by_role("tab", name="Prompt lab").click()
-        _pick(page, "#lab-test-example", "sports_plausibility_test.json")
-        _pick(page, "#lab-template", "custom (below)")
+        pick(page, "#lab-test-example", "sports_plausibility_test.json")
+        pick(page, "#lab-template", "custom (below)")
         page.locator("#lab-custom textarea").fill("Q: {instruction}{input}\nA:")
-        _pick(page, "#lab-format-preset", "Q: / A:")
+        pick(page, "#lab-format-preset", "Q: / A:")
         k = page.locator("#lab-k input[type='number']")
         k.fill("3")
         k.blur()
