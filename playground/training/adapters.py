@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from playground.atomic import TEMP_PREFIX, atomic_directory
+from playground.atomic import atomic_directory
 from playground.errors import PlaygroundError
+from playground.models.adapters import METADATA_FILE, AdapterInfo, list_adapters, read_adapter
 from playground.paths import adapters_dir
 
-METADATA_FILE = "playground.json"
-
-
-@dataclass
-class AdapterInfo:
-    name: str
-    path: Path
-    base_model: str
-    created: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    loss_history: list[list[float]] = field(default_factory=list)
-    eval_history: list[list[float]] = field(default_factory=list)  # [step, eval loss, eval perplexity]
-    dataset: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
+# AdapterInfo, read_adapter and list_adapters live with the other adapter code in
+# playground.models.adapters; they are re-exported here because training writes adapters.
+__all__ = ["METADATA_FILE", "AdapterInfo", "list_adapters", "read_adapter", "merge_adapter", "save_adapter"]
 
 
 def free_name(final: Path) -> Path:
@@ -60,48 +49,6 @@ def save_adapter(model: Any, final: Path, metadata: dict[str, Any], job: str | N
             json.dumps(metadata, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
         )
     return final
-
-
-def read_adapter(path: Path) -> AdapterInfo | None:
-    """An AdapterInfo for a PEFT folder (playground.json is optional), None if it is not one."""
-    path = Path(path)
-    config_file = path / "adapter_config.json"
-    if path.name.startswith(TEMP_PREFIX) or not config_file.is_file():
-        return None
-    try:
-        peft_config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    meta: dict[str, Any] = {}
-    meta_file = path / METADATA_FILE
-    if meta_file.is_file():
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            meta = {}
-    created = meta.get("created") or datetime.fromtimestamp(config_file.stat().st_mtime, UTC).isoformat(
-        timespec="seconds"
-    )
-    return AdapterInfo(
-        name=path.name,
-        path=path,
-        base_model=meta.get("base_model") or peft_config.get("base_model_name_or_path") or "",
-        created=created,
-        metrics=meta.get("metrics", {}),
-        loss_history=meta.get("loss_history", []),
-        eval_history=meta.get("eval_history", []),
-        dataset=meta.get("dataset", {}),
-        settings=meta.get("settings", {}),
-    )
-
-
-def list_adapters(folder: Path | None = None) -> list[AdapterInfo]:
-    """Adapters in adapters_dir(), newest first; half-written (.tmp-) folders are skipped."""
-    folder = Path(folder) if folder is not None else adapters_dir()
-    if not folder.is_dir():
-        return []
-    found = [info for path in folder.iterdir() if path.is_dir() and (info := read_adapter(path))]
-    return sorted(found, key=lambda a: (a.created, a.name), reverse=True)
 
 
 def resolve_adapter(name_or_path: str) -> Path:
