@@ -3,8 +3,9 @@
 Speed depends on the shapes, not on the weights, so a Llama-2-7B- or Mistral-7B-shaped model
 built from its config measures what the real one would. The weights are initialised on the
 GPU (seconds, where the CPU would take minutes) and saved once, so that benches load them
-through the real `load_model` path, quantization included. The tokenizer is char-level for
-Chinese (one token per character, close to the homework's Llama tokenizers on Tang poems).
+through the real `load_model` path, quantization included (bitsandbytes NF4, and int4 tinygemm
+from playground/models/int4.py). The tokenizer is char-level for Chinese (one token per
+character, close to the homework's Llama tokenizers on Tang poems).
 """
 
 from __future__ import annotations
@@ -189,76 +190,3 @@ def copy_bandwidth(gib: float = 4.0) -> float:
     times.sort()
     del a, b
     return 2 * n * 2 / times[len(times) // 2]
-
-
-def _int4_module() -> type:
-    import torch
-
-    class _Int4Linear(torch.nn.Module):
-        """Weight-only int4 (groups of 128, bf16 scale and zero) through PyTorch's tinygemm kernel."""
-
-        def __init__(self, linear: torch.nn.Linear, group: int = 128, inner_k_tiles: int = 8) -> None:
-            super().__init__()
-            w = linear.weight.detach()
-            n, k = w.shape
-            q, scales, zeros = quantize_groups(w, group)
-            packed = ((q[:, ::2] << 4) | q[:, 1::2]).to(torch.uint8)
-            self.register_buffer("packed", torch.ops.aten._convert_weight_to_int4pack(packed, inner_k_tiles))
-            sz = torch.stack([scales, zeros], dim=2).transpose(0, 1).contiguous().to(torch.bfloat16)
-            self.register_buffer("scales_and_zeros", sz)
-            self.group, self.out_features, self.in_features = group, n, k
-            self.bias = linear.bias
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            flat = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
-            y = torch.ops.aten._weight_int4pack_mm(flat, self.packed, self.group, self.scales_and_zeros)
-            y = y.reshape(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
-
-    return _Int4Linear
-
-
-def quantize_groups(w: Any, group: int) -> tuple[Any, Any, Any]:
-    """Asymmetric 4-bit per group of `group` inputs: w ~ (q - 8) * scale + zero, q in 0..15."""
-    import torch
-
-    n, k = w.shape
-    g = w.float().reshape(n, k // group, group)
-    lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-    scales = (hi - lo).clamp(min=1e-6) / 15
-    q = ((g - lo) / scales).round().clamp(0, 15).to(torch.int32).reshape(n, k)
-    zeros = lo + scales * 8
-    return q, scales.reshape(n, -1), zeros.reshape(n, -1)
-
-
-def quantize_int4(model: Any, group: int = 128) -> str:
-    """Swap every decoder-layer Linear for int4 tinygemm in place (lm_head stays bf16).
-
-    Returns a line with the kernel's error against the dequantized weights on one layer,
-    the check that packing and kernel agree (about 1e-2 in bf16; near 1 means a layout bug).
-    """
-    import torch
-
-    cls = _int4_module()
-    report = ""
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Linear) and ".layers." in f"{name}.{child_name}.":
-                new = cls(child, group)
-                if not report:
-                    x = torch.randn(3, child.in_features, device=child.weight.device, dtype=torch.bfloat16)
-                    q, s, z = quantize_groups(child.weight.detach(), group)
-                    deq = (
-                        (q.float().reshape(q.shape[0], -1, group) - 8) * s.unsqueeze(-1) + z.unsqueeze(-1)
-                    ).reshape(q.shape)
-                    ref = x.float() @ deq.T
-                    got = new(x).float()
-                    rel = float((got - ref).norm() / ref.norm())
-                    w = child.weight.detach().float()
-                    qerr = float((deq - w).norm() / w.norm())
-                    report = f"kernel vs dequantized {rel:.1e}, quantization error {qerr:.1e}"
-                    if rel > 0.05:
-                        raise RuntimeError(f"int4 kernel disagrees with its weights: {report}")
-                setattr(module, child_name, new)
-    torch.cuda.empty_cache()
-    return report

@@ -1,7 +1,7 @@
 """Bench: four sampling columns in one batched call against one column alone, and four separate calls.
 
     python bench/compare_grid.py [--model smollm2-135m-instruct | --shape llama] [--precision auto]
-                                 [--max-new 64] [--reps 3] [--generate-reps 1]
+                                 [--max-new 64] [--reps 3] [--generate-reps 1] [--int4]
 
 Every side runs through `compare_columns`, the side-by-side tab's service: on a GPU that is the
 batched CUDA-graph loop (fast_decode.decode_rows), elsewhere `generate()` with the per-row
@@ -10,7 +10,7 @@ new tokens, so that an early stop on one side cannot flatter it). Times are medi
 On a GPU, one column is also timed in chat's one-row loop (the fastest single-column run),
 `--generate-reps` times the `generate()` path (PLAYGROUND_FAST_DECODE=0) for reference, and a
 greedy column's token ids are checked against the same column alone, chat and generate().
-`--int4` swaps the bf16 model's layers for PyTorch's int4 weight-only kernel first (bench only).
+`--int4` is `--precision int4`: PyTorch's int4 weight-only kernel (playground/models/int4.py).
 Ends with one line:
 `compare_grid: <ratio>x (4 sampling columns: separate calls vs one batched call, ...); the grid takes
 <r>x the time of one column`.
@@ -82,9 +82,7 @@ def main() -> int:
     parser.add_argument("--max-new", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--generate-reps", type=int, default=1, help="GPU only; 0 skips the generate() path")
-    parser.add_argument(
-        "--int4", action="store_true", help="GPU: int4 tinygemm layers (bench/_gpu_models.py)"
-    )
+    parser.add_argument("--int4", action="store_true", help="the same as --precision int4 (tinygemm)")
     args = parser.parse_args()
 
     import torch
@@ -99,15 +97,13 @@ def main() -> int:
         from bench._gpu_models import ensure_saved
 
         model = str(ensure_saved(args.shape, Path(args.root)))
-    loaded = load_model(model, LoadOptions(precision=args.precision))
+    precision = "int4" if args.int4 else args.precision
+    loaded = load_model(model, LoadOptions(precision=precision))
     cuda = loaded.device != "cpu"
     print(f"loaded {loaded.describe()}", flush=True)
-    label = f"{loaded.dtype}, precision {args.precision}"
-    if args.int4:
-        from bench._gpu_models import quantize_int4
-
-        print(f"int4 tinygemm: {quantize_int4(loaded.model)}", flush=True)
-        label = "int4 tinygemm"
+    for note in loaded.notes:
+        print(f"  note: {note}", flush=True)
+    label = "int4 tinygemm" if precision == "int4" else f"{loaded.dtype}, precision {precision}"
     gen = loaded.model.generation_config
     prompt = loaded.default_template.render(INSTRUCTION, INPUT, tokenizer=loaded.tokenizer)
     base = DecodingSettings(max_new_tokens=args.max_new, seed=0)

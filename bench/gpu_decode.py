@@ -1,13 +1,13 @@
 """Bench: batch-1 chat decoding on a GPU, the fast path (static cache + CUDA graph) vs generate().
 
-    python bench/gpu_decode.py [--shapes llama,mistral] [--precisions bf16,4bit] [--int4]
+    python bench/gpu_decode.py [--shapes llama,mistral] [--precisions bf16,4bit,int4] [--int4]
 
 Builds 7B-shaped random-weight models once (bench/_gpu_models.py), loads them through
-`load_model` (bitsandbytes NF4 for 4bit), and per model measures greedy 128-token decoding:
-generate() as the chat used it, the fast loop through `stream_generate` (what chat uses now),
-and default sampling. `--int4` also quantizes the bf16 Llama to 4-bit weight-only with
-PyTorch's built-in tinygemm kernel (`_weight_int4pack_mm`), an alternative to NF4 for chat.
-Ends with one `gpu_decode:` line per model.
+`load_model` (bitsandbytes NF4 for 4bit, PyTorch's tinygemm kernel for int4), and per model
+measures greedy 128-token decoding: generate() as the chat used it, the fast loop through
+`stream_generate` (what chat uses now), and default sampling. `--int4` adds the int4 precision
+for the Llama shape (as if int4 were in --precisions there). Ends with one `gpu_decode:` line
+per model.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="llama,mistral")
     parser.add_argument("--precisions", default="bf16,4bit")
-    parser.add_argument("--int4", action="store_true", help="also tinygemm int4 weight-only on the Llama")
+    parser.add_argument("--int4", action="store_true", help="also load the Llama in int4 (tinygemm)")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--root", default="/tmp/gpu-models", help="where the random models are saved")
@@ -211,21 +211,25 @@ def main() -> int:
         t0 = time.perf_counter()
         folder = ensure_saved(shape, root)
         print(f"{LABELS[shape]}: model folder ready in {time.perf_counter() - t0:.0f} s", flush=True)
-        for precision in args.precisions.split(","):
+        precisions = args.precisions.split(",")
+        if args.int4 and shape == "llama" and "int4" not in precisions:
+            precisions.append("int4")
+        for precision in precisions:
             t0 = time.perf_counter()
-            loaded = load_model(str(folder), LoadOptions(precision=precision if cuda else "fp32"))
-            print(f"loaded {precision} in {time.perf_counter() - t0:.0f} s: {loaded.describe()}", flush=True)
-            name = {"4bit": "NF4 (bitsandbytes)"}.get(precision, precision)
+            # The CPU smoke run: no bitsandbytes there, but the int4 CPU kernel runs.
+            chosen = precision if cuda or precision == "int4" else "fp32"
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            loaded = load_model(str(folder), LoadOptions(precision=chosen))
+            peak = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else ""
+            print(f"loaded {precision} in {time.perf_counter() - t0:.0f} s{peak}: {loaded.describe()}")
+            for note in loaded.notes:
+                print(f"  note: {note}")
+            sys.stdout.flush()
+            name = {"4bit": "NF4 (bitsandbytes)", "int4": "int4 tinygemm"}.get(precision, precision)
             results.append(bench_model(loaded, f"{LABELS[shape]}, {name}", args, bandwidth))
             if args.oom_check and cuda and precision == "4bit":
                 print(f"OOM during chat: {check_oom_message(loaded)}", flush=True)
-            if args.int4 and precision == "bf16" and shape == "llama":
-                from bench._gpu_models import quantize_int4
-
-                t0 = time.perf_counter()
-                error = quantize_int4(loaded.model)
-                print(f"int4 tinygemm: quantized in {time.perf_counter() - t0:.0f} s, {error}", flush=True)
-                results.append(bench_model(loaded, f"{LABELS[shape]}, int4 tinygemm", args, bandwidth))
             free(loaded)
             del loaded
             if cuda:

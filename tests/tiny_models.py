@@ -43,8 +43,10 @@ def build_tokenizer(vocab_size: int = 384):
     return fast
 
 
-def build_causal_lm(folder: str | Path, arch: str = "llama", seed: int = 0) -> Path:
-    """Save a tiny `arch` ("llama" or "mistral") model with its tokenizer to `folder`."""
+def build_causal_lm(folder: str | Path, arch: str = "llama", seed: int = 0, **sizes: int) -> Path:
+    """Save a tiny `arch` ("llama" or "mistral") model with its tokenizer to `folder`.
+
+    `sizes` overrides hidden_size / intermediate_size (e.g. for kernels that need multiples of 128)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
 
@@ -63,6 +65,7 @@ def build_causal_lm(folder: str | Path, arch: str = "llama", seed: int = 0) -> P
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
+    common.update(sizes)
     config = LlamaConfig(**common) if arch == "llama" else MistralConfig(sliding_window=128, **common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

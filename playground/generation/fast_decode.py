@@ -514,7 +514,8 @@ def row_bucket(rows: int, model: Any = None) -> int:
     cost little, and grids of one to four rows then run the same matrix kernels, which round
     each row the same way whatever the other rows hold: a column gives the same tokens alone as
     beside others. Not for bitsandbytes models: they have a one-row kernel that reads the
-    quantized weights once, but dequantize whole matrices for more rows.
+    quantized weights once, but dequantize whole matrices for more rows. int4 (tinygemm) layers
+    read their weights once for any few rows, so int4 models take the bf16 route.
     """
     bucket = 1 << max(0, rows - 1).bit_length()
     if model is not None and _bitsandbytes_quantized(model):

@@ -125,7 +125,15 @@ def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = N
     """Load an adapter onto the resident model under `name` (default: the folder name)."""
     from peft import PeftModel
 
+    from playground.models.int4 import has_int4_layers
+
     folder = check_adapter_folder(folder)
+    if has_int4_layers(loaded.model):
+        # peft has no LoRA layer for int4 weights; it would fail deep inside with a confusing error.
+        raise PlaygroundError(
+            f"{loaded.name} is loaded in int4, which cannot take adapters: load the model in 4bit (NF4) "
+            "or bf16 to use adapters."
+        )
     name = re.sub(r"[^A-Za-z0-9_-]", "_", name or folder.name)
     if loaded.adapters.get(name) == str(folder):
         return name

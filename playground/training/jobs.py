@@ -21,6 +21,7 @@ from playground.atomic import atomic_write_json
 from playground.errors import PlaygroundError
 from playground.training.checkpoints import find_checkpoint
 from playground.training.config import TrainingConfig
+from playground.training.distributed import gpus_for_training, launch_command
 from playground.training.job_files import (
     ACTIVE,
     RESUMABLE,
@@ -269,8 +270,10 @@ class JobManager:
         with open(job.log_file, "ab") as log:
             log.write(f"--- {now()} starting worker ---\n".encode())
             log.flush()
+            # Several GPUs: one worker per GPU under `accelerate launch`, training data-parallel.
+            command = launch_command(self.python, self.worker_module, [str(job.dir)], gpus_for_training())
             process = subprocess.Popen(
-                [self.python, "-m", self.worker_module, str(job.dir)],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -32,7 +32,7 @@ def count_trained(batch: dict[str, Any], seq2seq: bool) -> int:
 
 
 def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """(summed cross-entropy over trained tokens, number of trained tokens) for one padded batch."""
+    """(summed cross-entropy over trained tokens, number of trained tokens) for one padded or packed batch."""
     import torch
     import torch.nn.functional as F
 
@@ -45,17 +45,23 @@ def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     trained = targets != IGNORE
     n_trained = int(trained.sum())
     kwargs: dict[str, Any] = {}
+    if "position_ids" in batch:
+        # A packed row (packing.py): no mask, so that transformers builds the block-diagonal one.
+        kwargs["position_ids"] = batch["position_ids"].to(device)
+    else:
+        kwargs["attention_mask"] = batch["attention_mask"].to(device)
     if n_trained and _accepts_logits_to_keep(model):
-        # Keep the tail from the first position that predicts a trained token in any row.
-        first = int(trained.any(dim=0).nonzero()[0])
-        kwargs["logits_to_keep"] = targets.shape[1] - first
-        targets, trained = targets[:, first:], trained[:, first:]
-    logits = model(
-        input_ids=batch["input_ids"].to(device),
-        attention_mask=batch["attention_mask"].to(device),
-        use_cache=False,
-        **kwargs,
-    ).logits
+        if "position_ids" in batch and labels.shape[0] == 1:
+            # Trained positions lie scattered along a packed row: keep exactly those.
+            keep = trained[0].nonzero().squeeze(1)
+            kwargs["logits_to_keep"] = keep.to(device)
+            targets, trained = targets[:, keep], trained[:, keep]
+        else:
+            # Keep the tail from the first position that predicts a trained token in any row.
+            first = int(trained.any(dim=0).nonzero()[0])
+            kwargs["logits_to_keep"] = targets.shape[1] - first
+            targets, trained = targets[:, first:], trained[:, first:]
+    logits = model(input_ids=batch["input_ids"].to(device), use_cache=False, **kwargs).logits
     trained = trained.to(device)
     loss = F.cross_entropy(logits[trained].float(), targets.to(device)[trained], reduction="sum")
     return loss, n_trained

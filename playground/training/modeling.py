@@ -5,6 +5,8 @@ Decoder-only models train as peft CAUSAL_LM, encoder-decoder ones (T5) as SEQ_2_
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,17 +166,20 @@ def choose_method(config: TrainingConfig) -> str:
     return config.method
 
 
-def load_base(config: TrainingConfig) -> Base:
-    """The base model for this config: fp32 on CPU; 4-bit NF4 (double quant, bf16 compute) for QLoRA."""
+def load_base(config: TrainingConfig, gpu: int | None = None) -> Base:
+    """The base model for this config: fp32 on CPU; 4-bit NF4 (double quant, bf16 compute) for QLoRA.
+
+    `gpu`: load it whole onto this GPU (each data-parallel rank has its own)."""
     from playground.models import LoadOptions, load_model
 
     method = choose_method(config)
     if method == "qlora":
-        options = LoadOptions(precision="4bit", device="cuda")
+        options = LoadOptions(precision="4bit", device="cuda", gpu=gpu)
     else:
         import torch
 
-        options = LoadOptions(precision="bf16" if torch.cuda.is_available() else "fp32")
+        cuda = torch.cuda.is_available()
+        options = LoadOptions(precision="bf16" if cuda else "fp32", gpu=gpu if cuda else None)
     loaded = load_model(config.model, options)
     notes = list(loaded.notes)
     if method == "qlora" and not loaded.quantization:
@@ -209,12 +214,21 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
     checkpointing = config.gradient_checkpointing
     if checkpointing is None:
         checkpointing = base.method == "qlora"
-    if base.method == "qlora":
+    if base.method == "qlora" and os.environ.get("PLAYGROUND_QLORA_UPCAST") == "1":
+        # peft's recipe, as the homework ran it: norms, embeddings and LM head upcast to fp32.
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
+    elif base.method == "qlora":
+        # The rest of the base stays bf16, as inference runs it: peft's fp32 upcast makes the whole
+        # residual stream fp32 (twice the bytes in every elementwise op, casts around every 4-bit
+        # product) and adds 0.5 GB at 7B, while only the LoRA weights need fp32 (below).
+        for param in model.parameters():
+            param.requires_grad = False
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     elif checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
@@ -240,5 +254,34 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()
     model.peft_config["default"].base_model_name_or_path = config.model
+    if config.torch_compile:
+        compile_layers(model)
     model.train()
     return model
+
+
+def training_attention(device: str) -> contextlib.AbstractContextManager:
+    """The attention kernels a training step may use (forward and backward, recompute included).
+
+    On CUDA, cuDNN's fused attention is what sdpa picks first on Hopper, but it builds an execution
+    plan on the host for each new shape, and packed rows change length every step: about 1 ms of
+    host time per call, more than the kernel itself. Flash and memory-efficient attention do not.
+    """
+    if device != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def compile_layers(model: Any) -> int:
+    """Compile each decoder layer (LoRA included): one graph serves them all, and it fuses the
+    norms, rotary and activation ops that otherwise cost a kernel launch each from Python.
+    Gradient checkpointing stays outside, around the compiled call. Returns how many were compiled."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = getattr(getattr(inner, "model", None), "layers", None)
+    if layers is None:
+        return 0
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)

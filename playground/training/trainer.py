@@ -27,10 +27,14 @@ from playground.training.checkpoints import (
 )
 from playground.training.config import TrainingConfig, check_loss_mode
 from playground.training.dataset import TrainingData, prepare_data
+from playground.training.distributed import Ranks, any_rank, sum_gradients, sum_values
+from playground.training.distributed import finish as finish_ranks
+from playground.training.distributed import start as start_ranks
 from playground.training.evaluate import evaluate
 from playground.training.formatting import FormattedExample, build_prompt, format_example, pad_batch
 from playground.training.loss import count_trained, token_loss_sum
-from playground.training.modeling import Base, load_base, wrap_lora
+from playground.training.modeling import Base, load_base, training_attention, wrap_lora
+from playground.training.packing import pack_step, real_tokens
 from playground.training.plan import DataOrder, Plan, make_scheduler
 
 Event = dict[str, Any]
@@ -64,6 +68,7 @@ class _Session:
     optimizer: Any
     scheduler: Any
     init_adapter: Path | None
+    packing: bool = False
     # Saved in checkpoints: step, tokens, elapsed_s, loss_history, eval_history.
     state: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -96,7 +101,9 @@ class Trainer:
     ):
         self.config = config.resolved()
         self.job_dir = Path(job_dir)
-        self.on_event = on_event or (lambda event: None)
+        self.ranks = Ranks.from_env()
+        # With several GPUs, rank 0 alone reports: the others' events would repeat its own.
+        self.on_event = (on_event if self.ranks.main else None) or (lambda event: None)
         self.should_stop = should_stop or (lambda: False)
         self.notes: list[str] = []
 
@@ -106,8 +113,9 @@ class Trainer:
         was_deterministic = torch.are_deterministic_algorithms_enabled()
         was_filling = torch.utils.deterministic.fill_uninitialized_memory
         data = prepare_data(self.config)
-        _seed_everything(self.config.seed)
-        base = load_base(self.config)
+        start_ranks(self.ranks, torch.cuda.is_available())
+        _seed_everything(self.config.seed)  # the same on every rank: the same LoRA init everywhere
+        base = load_base(self.config, gpu=self.ranks.local_rank if self.ranks.world > 1 else None)
         # preflight catches this for local and cached models; a hub model is only known once loaded.
         check_loss_mode(self.config.loss_mode, base.seq2seq, base.name)
         if base.device == "cpu":
@@ -117,6 +125,7 @@ class Trainer:
         try:
             return self._loop(data, base)
         finally:
+            finish_ranks(self.ranks)
             torch.use_deterministic_algorithms(was_deterministic)
             torch.utils.deterministic.fill_uninitialized_memory = was_filling
 
@@ -171,6 +180,10 @@ class Trainer:
         cfg = self.config
         self.notes.extend(base.notes)
         checkpoint, init_adapter = self._starting_point()
+        if cfg.packing and base.seq2seq:
+            raise PlaygroundError(
+                f"packing applies to decoder-only models; {base.name} is encoder-decoder: leave packing off."
+            )
         model = wrap_lora(base, cfg, init_adapter)
         tokenizer = base.tokenizer
         template = self._template(base.template)
@@ -192,6 +205,7 @@ class Trainer:
             optimizer=optimizer,
             scheduler=make_scheduler(optimizer, cfg, plan.total_steps),
             init_adapter=init_adapter,
+            packing=cfg.packing if cfg.packing is not None else not base.seq2seq,
             state={"step": 0, "tokens": 0, "elapsed_s": 0.0, "loss_history": [], "eval_history": []},
         )
         if checkpoint is not None:
@@ -220,6 +234,8 @@ class Trainer:
                 "n_eval": len(s.eval),
                 "trainable_params": sum(p.numel() for p in s.params),
                 "method": base.method,
+                "packing": s.packing,
+                "gpus": self.ranks.world,
                 "device": base.device,
                 "template": s.template.name,
                 "notes": self.notes,
@@ -231,7 +247,9 @@ class Trainer:
         last_saved = state["step"] if own else -1
         s.model.train()
         while state["step"] < s.plan.total_steps:
-            if self.should_stop():
+            if any_rank(self.ranks, self.should_stop()):
+                if not self.ranks.main:
+                    return TrainResult("stopped", state["step"], s.plan.total_steps)
                 path = self._checkpoint(s) if last_saved != state["step"] else find_checkpoint(self.job_dir)
                 # A stopped run is often a good-enough one: its adapter is usable at once, and a
                 # resume of this job later replaces it with the finished one.
@@ -243,11 +261,15 @@ class Trainer:
                     "stopped", state["step"], s.plan.total_steps, adapter=adapter, checkpoint=str(path)
                 )
             self.on_event(self._step(s))
+            if not self.ranks.main:
+                continue  # evaluation and checkpoints are rank 0's; the others hold the same weights
             if s.eval and cfg.eval_every and state["step"] % cfg.eval_every == 0:
                 self._evaluate(s)
             if cfg.save_every and state["step"] % cfg.save_every == 0 and state["step"] < s.plan.total_steps:
                 self._checkpoint(s)
                 last_saved = state["step"]
+        if not self.ranks.main:
+            return TrainResult("finished", state["step"], s.plan.total_steps)
         return self._finish(s, data)
 
     def _step(self, s: _Session) -> Event:
@@ -255,20 +277,34 @@ class Trainer:
         import torch
 
         t0 = time.perf_counter()
+        cfg = self.config
         micro = s.plan.micro_batches(s.state["step"])
-        batches = [pad_batch([s.train[i] for i in s.order.examples(m)], s.pad_id) for m in micro]
+        groups = [[s.train[i] for i in s.order.examples(m)] for m in micro]
+        if self.ranks.world > 1:
+            mine = self.ranks.share([e for group in groups for e in group])
+            groups = [mine[i : i + cfg.micro_batch] for i in range(0, len(mine), cfg.micro_batch)]
+        if s.packing:
+            # The same examples as the padded micro-batches, in fewer passes of at most the same tokens.
+            batches = pack_step([e for group in groups for e in group], cfg.micro_batch * cfg.max_length)
+        else:
+            batches = [pad_batch(group, s.pad_id) for group in groups if group]
         seq2seq = s.base.seq2seq
-        n_trained = sum(count_trained(b, seq2seq) for b in batches)
         # A seq2seq model also runs its decoder over the targets.
-        tokens = sum(
-            int(b["attention_mask"].sum()) + (count_trained(b, True) if seq2seq else 0) for b in batches
+        local_tokens = sum(real_tokens(b) + (count_trained(b, True) if seq2seq else 0) for b in batches)
+        trained, tokens = sum_values(
+            self.ranks, sum(count_trained(b, seq2seq) for b in batches), local_tokens
         )
+        n_trained, tokens = int(trained), int(tokens)
         lr = s.optimizer.param_groups[0]["lr"]
         loss_sum = 0.0
-        for batch in batches:
-            loss, _ = token_loss_sum(s.model, batch)
-            (loss / n_trained).backward()
-            loss_sum += float(loss.detach())
+        with training_attention(s.base.device):
+            for batch in batches:
+                loss, _ = token_loss_sum(s.model, batch)
+                (loss / n_trained).backward()
+                loss_sum += loss.detach()
+        sum_gradients(self.ranks, s.params)
+        # One wait for the GPU per step, not one per pass.
+        loss_sum = sum_values(self.ranks, float(loss_sum))[0]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(s.params, GRAD_CLIP))
         s.optimizer.step()
         s.scheduler.step()

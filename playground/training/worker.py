@@ -21,10 +21,14 @@ from playground.training.job_files import TrainingJob, now
 
 def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train the job in this process; returns its final status."""
+    from playground.training.distributed import Ranks
     from playground.training.trainer import Trainer
 
     job = TrainingJob(job_dir)
-    job.update_status(status="running", pid=os.getpid(), message="starting", started=now())
+    # Under `accelerate launch` every GPU runs this; rank 0 alone writes the job's files.
+    main_rank = Ranks.from_env().main
+    if main_rank:
+        job.update_status(status="running", pid=os.getpid(), message="starting", started=now())
     terminated = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -51,10 +55,16 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
 
     try:
         result = Trainer(job.config, job.dir, emit, lambda: terminated or job.stop_file.exists()).run()
+        if not main_rank:
+            return {"status": result.status, "message": f"rank {Ranks.from_env().rank} done"}
     except PlaygroundError as exc:
+        if not main_rank:
+            raise
         job.append_event({"type": "error", "message": str(exc)})
         return job.update_status(status="failed", message=str(exc), ended=now())
     except Exception as exc:  # noqa: BLE001 - a bug must still end as a readable status, not a hung job
+        if not main_rank:
+            raise
         traceback.print_exc()
         message = _failure_message(job, exc)
         job.append_event({"type": "error", "message": message})

@@ -78,6 +78,8 @@ FORM_FIELDS = [
     "seed",
     "eval_every",
     "save_every",
+    "packing",
+    "torch_compile",
 ]
 
 
@@ -119,6 +121,13 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
             f"`{bar}` step {last['step']}/{total} · loss {last['loss']:.4f} · lr {last['lr']:.2e} · "
             f"grad-norm {last.get('grad_norm', 0):.2f} · {last.get('tokens_per_s', 0):.0f} tokens/s · "
             f"ETA {last.get('eta_s', 0):.0f} s"
+        )
+    if start:
+        gpus = start.get("gpus", 1)
+        lines.append(
+            f"{start.get('method', '?')} on {start.get('device', '?')}"
+            + (f" × {gpus} (data parallel)" if gpus > 1 else "")
+            + f" · {'packed' if start.get('packing') else 'padded'} batches"
         )
     if start.get("notes"):
         lines += [f"- {n}" for n in start["notes"]]
@@ -226,6 +235,15 @@ def build_training_tab(ctx: AppContext) -> None:
                 seed = gr.Number(defaults["seed"], label="Seed", precision=0)
                 eval_every = gr.Number(defaults["eval_every"], label="Eval every", precision=0)
                 save_every = gr.Number(defaults["save_every"], label="Checkpoint every", precision=0)
+            with gr.Row():
+                # Checked means "auto": packed for decoder-only models, padded for encoder-decoder ones.
+                packing = gr.Checkbox(
+                    defaults["packing"] is not False,
+                    label="Pack examples (no padding; same loss, fewer passes)",
+                )
+                torch_compile = gr.Checkbox(
+                    defaults["torch_compile"], label="torch.compile the layers (a minute once, faster steps)"
+                )
     form = [
         first_n,
         eval_size,
@@ -246,6 +264,8 @@ def build_training_tab(ctx: AppContext) -> None:
         seed,
         eval_every,
         save_every,
+        packing,
+        torch_compile,
     ]
 
     with gr.Row():
@@ -303,6 +323,8 @@ def build_training_tab(ctx: AppContext) -> None:
             "save_every",
         ):
             fields[key] = int(fields[key] or 0)
+        fields["packing"] = None if fields["packing"] else False
+        fields["torch_compile"] = bool(fields["torch_compile"])
         return TrainingConfig(
             model=model_name.strip(),
             data=str(data_path),
@@ -317,6 +339,7 @@ def build_training_tab(ctx: AppContext) -> None:
 
     def apply_preset(name: str):
         values = {**TrainingConfig().to_dict(), **PRESETS[name]}
+        values["packing"] = values["packing"] is not False
         return [gr.update(value=values[f]) for f in FORM_FIELDS]
 
     preset.change(apply_preset, preset, form, queue=False)

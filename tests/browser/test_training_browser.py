@@ -16,6 +16,9 @@ def test_train_short_job_live_chart_stop_and_adapter_listed(page, app_server):
     steps.fill("400")
     page.locator("#train-start").click()
     page.locator("#train-status").get_by_text("step", exact=False).wait_for(timeout=180_000)
+    # Packing is on by default, and the status says how the job batches.
+    assert page.get_by_label("Pack examples (no padding; same loss, fewer passes)").is_checked()
+    page.locator("#train-status").get_by_text("packed batches", exact=False).wait_for()
 
     # The chart updates: more loss points appear while the job runs.
     def points() -> int:
