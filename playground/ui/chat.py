@@ -70,7 +70,7 @@ def build_chat_tab(ctx: AppContext) -> None:
             temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1, value=0.9, step=0.05, label="Top-p")
             top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)")
-            max_new = gr.Slider(1, 2048, value=256, step=1, label="Max new tokens")
+            max_new = gr.Slider(1, 2048, value=256, step=1, label="Max new tokens", elem_id="chat-max-new")
             rep = gr.Slider(0.8, 2, value=1.0, step=0.05, label="Repetition penalty")
             seed = gr.Number(0, label="Seed (-1 = random)", precision=0)
             preview = gr.Textbox(label="Last prompt sent to the model", lines=4, interactive=False)
