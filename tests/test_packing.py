@@ -1,4 +1,5 @@
-"""Padding-free packing: same examples, same loss and gradients as padding, in fewer passes."""
+"""The training fast path: packing (same examples, loss and gradients as padding, in fewer passes)
+and compiled decoder layers (the same steps as eager)."""
 
 from __future__ import annotations
 
@@ -96,19 +97,47 @@ def test_a_packed_run_follows_the_padded_run(tiny_llama, tmp_path):
     torch.set_num_threads(1)
     histories, totals = {}, {}
     for packing in (False, True):
-        events: list[dict] = []
-        config = TrainingConfig(
-            model=str(tiny_llama), data=str(data), max_steps=6, micro_batch=2, grad_accum=3, lr=1e-2,
-            r=8, dropout=0.0, target_modules="q,v", save_every=0, packing=packing,
-            output=str(tmp_path / f"adapter-{packing}"),
-        )  # fmt: skip
-        Trainer(config, tmp_path / f"job-{packing}", on_event=events.append).run()
-        assert next(e for e in events if e["type"] == "start")["packing"] is packing
-        steps = [e for e in events if e["type"] == "step"]
+        steps = _run(tiny_llama, data, tmp_path / f"run-{packing}", packing=packing)
         histories[packing] = [e["loss"] for e in steps]
         totals[packing] = sum(e["tokens"] for e in steps)
     assert totals[True] == totals[False]  # padded steps count real tokens only
     assert histories[True] == pytest.approx(histories[False], rel=1e-4)
+
+
+def _run(model, data, folder, **settings) -> list[dict]:
+    events: list[dict] = []
+    config = TrainingConfig(
+        model=str(model), data=str(data), max_steps=settings.pop("max_steps", 6), micro_batch=2, grad_accum=3,
+        lr=1e-2, r=8, dropout=0.0, target_modules="q,v", save_every=0, output=str(folder / "adapter"), **settings,
+    )  # fmt: skip
+    Trainer(config, folder / "job", on_event=events.append).run()
+    start = next(e for e in events if e["type"] == "start")
+    assert start["packing"] is settings.get("packing", True)
+    return [e for e in events if e["type"] == "step"]
+
+
+def test_compiled_layers_train_like_eager_ones(tiny_llama, tmp_path, monkeypatch):
+    """torch_compile (a Training tab checkbox): every decoder layer compiled once, with packed rows
+    of changing length, and the same losses as eager."""
+    import playground.training.modeling as modeling
+
+    rows = [
+        {"instruction": "Say", "input": f" {i}" * (1 + i % 5), "output": f"{WORDS[i % 6]} fox"}
+        for i in range(12)
+    ]
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    torch.set_num_threads(1)
+    compiled_layers: list[int] = []
+    real = modeling.compile_layers
+    monkeypatch.setattr(modeling, "compile_layers", lambda model: compiled_layers.append(real(model)))
+
+    eager = [e["loss"] for e in _run(tiny_llama, data, tmp_path / "eager", max_steps=3)]
+    compiled = [
+        e["loss"] for e in _run(tiny_llama, data, tmp_path / "compiled", max_steps=3, torch_compile=True)
+    ]
+    assert compiled_layers == [2]  # both layers of the tiny Llama
+    assert compiled == pytest.approx(eager, rel=1e-4)
 
 
 def test_packing_is_refused_for_encoder_decoder_models(tiny_t5, tmp_path):
