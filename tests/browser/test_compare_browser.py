@@ -4,6 +4,8 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.helpers import wait_for
+
 
 def test_three_columns_show_three_outputs(page):
     page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
@@ -47,11 +49,19 @@ def test_sweep_chart_and_base_model_table_with_export(page, app_server):
 
     page.get_by_text("Sweep one setting").click()
     values = page.locator("#sweep-values textarea")
-    # The accordion mounts its contents on opening: typing before that is overwritten.
+    # The accordion mounts its contents on opening, and a late mount can overwrite what was typed
+    # with the default again (seen once in CI): type until the value holds.
     expect(values).to_have_value("0.1:1.5:0.2")
-    values.fill("0.2, 1.4")
-    values.blur()
-    expect(values).to_have_value("0.2, 1.4")
+
+    def typed() -> bool:
+        if values.input_value() != "0.2, 1.4":
+            values.fill("0.2, 1.4")
+            values.blur()
+            return False
+        page.wait_for_timeout(300)
+        return values.input_value() == "0.2, 1.4"
+
+    wait_for(typed, timeout=20)
     page.locator("#sweep-run").click()
     page.locator("#sweep-plot .js-plotly-plot").wait_for(timeout=60_000)
     table = page.locator("#sweep-table")
