@@ -471,6 +471,21 @@ def test_out_of_memory_in_training_says_what_to_change(tmp_path, tiny_llama, tra
     assert "Internal error" not in message and "micro_batch" in message and "max_length" in message
 
 
+def test_a_failing_torch_compile_says_to_untick_it(tmp_path, tiny_llama, train_data, monkeypatch):
+    import torch._dynamo.exc
+
+    from playground.training import TrainingJob
+
+    def no_compiler(model, batch):
+        raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found")
+
+    job = TrainingJob.create(train_config(tiny_llama, train_data, "compile-fails"))
+    status = _run_with(job.dir, monkeypatch, "playground.training.trainer.token_loss_sum", no_compiler)
+    assert status["status"] == "failed"
+    assert "Internal error" not in status["message"] and "Untick torch.compile" in status["message"]
+    assert "No working C++ compiler" in status["message"]
+
+
 def _full_disk_save(seen: dict):
     """PeftModel.save_pretrained that, for an adapter (not a checkpoint), writes half the weights
     and then finds the disk full."""

@@ -89,6 +89,7 @@ def _failure_message(job: TrainingJob, exc: BaseException) -> str:
     import errno
 
     import torch
+    import torch._dynamo.exc
 
     step = job.status().get("checkpoint_step")
     resume = f"resume continues from step {step}" if step else "no checkpoint yet, so resume starts over"
@@ -99,6 +100,13 @@ def _failure_message(job: TrainingJob, exc: BaseException) -> str:
             f"Out of memory with micro_batch={config.micro_batch} and max_length={config.max_length}. "
             "Lower micro_batch (raise grad_accum to keep the same examples per step) or max_length, or "
             f"turn on gradient_checkpointing; then resume ({resume})."
+        )
+    if isinstance(exc, torch._dynamo.exc.TorchDynamoException):
+        # torch.compile needs a working compiler toolchain (a C++ compiler on CPU, Triton on GPU).
+        first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return (
+            f"torch.compile failed on this machine ({first_line}). Untick torch.compile (torch_compile: "
+            "false) and start the job again: the layers then run uncompiled, with the same results."
         )
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (
