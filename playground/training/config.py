@@ -62,6 +62,11 @@ class TrainingConfig:
     torch_compile: bool = _f(
         False, "compile the decoder layers: a minute or so once, then faster steps (pays off in long runs)"
     )
+    fused_layers: bool | None = _f(
+        None,
+        "Llama/Mistral layers with their own recompute and hand-written backward (None = on under "
+        "gradient checkpointing where they apply, unless torch_compile)",
+    )
 
     # -- construction -------------------------------------------------------------------------
 

@@ -254,10 +254,34 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()
     model.peft_config["default"].base_model_name_or_path = config.model
-    if config.torch_compile:
+    if use_fused_layers(model, config, checkpointing, base.name):
+        from playground.training import fused_layers
+
+        fused_layers.install(model)
+    elif config.torch_compile:
         compile_layers(model)
     model.train()
     return model
+
+
+def use_fused_layers(model: Any, config: TrainingConfig, checkpointing: bool, name: str) -> bool:
+    """Whether the decoder layers train through fused_layers (their own recompute and backward).
+
+    Auto (None) takes them wherever they apply under gradient checkpointing; without checkpointing
+    autograd keeps every activation and re-runs nothing, which fused layers could not beat."""
+    from playground.training import fused_layers
+
+    wanted = config.fused_layers
+    if wanted is False or (wanted is None and (not checkpointing or config.torch_compile)):
+        return False
+    if wanted and config.torch_compile:
+        raise PlaygroundError("fused_layers and torch_compile speed up the same layers: choose one of them.")
+    reason = fused_layers.unsupported_reason(model, config.max_length)
+    if reason is None and not checkpointing:
+        reason = "gradient checkpointing is off (fused layers are a faster checkpointing)"
+    if reason is not None and wanted:
+        raise PlaygroundError(f"fused_layers cannot train {name}: {reason}. Leave fused_layers on auto.")
+    return reason is None
 
 
 def training_attention(device: str) -> contextlib.AbstractContextManager:

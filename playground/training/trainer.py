@@ -221,6 +221,8 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def _loop(self, data: TrainingData, base: Base) -> TrainResult:
+        from playground.training.fused_layers import installed
+
         s, checkpoint = self._setup(data, base)
         cfg, state = self.config, s.state
         self.on_event(
@@ -235,6 +237,7 @@ class Trainer:
                 "trainable_params": sum(p.numel() for p in s.params),
                 "method": base.method,
                 "packing": s.packing,
+                "fused_layers": installed(s.model),
                 "gpus": self.ranks.world,
                 "device": base.device,
                 "template": s.template.name,

@@ -83,6 +83,7 @@ FORM_FIELDS = [
     "save_every",
     "packing",
     "torch_compile",
+    "fused_layers",
 ]
 
 
@@ -131,6 +132,7 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
             f"{start.get('method', '?')} on {start.get('device', '?')}"
             + (f" × {gpus} (data parallel)" if gpus > 1 else "")
             + f" · {'packed' if start.get('packing') else 'padded'} batches"
+            + (" · fused layers" if start.get("fused_layers") else "")
         )
     if start.get("notes"):
         lines += [f"- {n}" for n in start["notes"]]
@@ -247,6 +249,11 @@ def build_training_tab(ctx: AppContext) -> None:
                 torch_compile = gr.Checkbox(
                     defaults["torch_compile"], label="torch.compile the layers (a minute once, faster steps)"
                 )
+                # Checked means "auto": Llama/Mistral layers under gradient checkpointing (QLoRA).
+                fused_layers = gr.Checkbox(
+                    defaults["fused_layers"] is not False,
+                    label="Fused layers (own recompute and backward; QLoRA on Llama/Mistral)",
+                )
     form = [
         first_n,
         eval_size,
@@ -269,6 +276,7 @@ def build_training_tab(ctx: AppContext) -> None:
         save_every,
         packing,
         torch_compile,
+        fused_layers,
     ]
 
     with gr.Row():
@@ -328,6 +336,7 @@ def build_training_tab(ctx: AppContext) -> None:
             fields[key] = int(fields[key] or 0)
         fields["packing"] = None if fields["packing"] else False
         fields["torch_compile"] = bool(fields["torch_compile"])
+        fields["fused_layers"] = None if fields["fused_layers"] else False
         return TrainingConfig(
             model=model_name.strip(),
             data=str(data_path),
@@ -343,6 +352,7 @@ def build_training_tab(ctx: AppContext) -> None:
     def apply_preset(name: str):
         values = {**TrainingConfig().to_dict(), **PRESETS[name]}
         values["packing"] = values["packing"] is not False
+        values["fused_layers"] = values["fused_layers"] is not False
         return [gr.update(value=values[f]) for f in FORM_FIELDS]
 
     preset.change(apply_preset, preset, form, queue=False)

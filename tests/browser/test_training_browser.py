@@ -19,6 +19,9 @@ def test_train_short_job_live_chart_stop_and_adapter_listed(page, app_server):
     # Packing is on by default, and the status says how the job batches.
     assert page.get_by_label("Pack examples (no padding; same loss, fewer passes)").is_checked()
     page.locator("#train-status").get_by_text("packed batches", exact=False).wait_for()
+    # Fused layers are on auto too; on this CPU run (LoRA, no gradient checkpointing) they stay off.
+    assert page.get_by_label("Fused layers (own recompute and backward; QLoRA on Llama/Mistral)").is_checked()
+    assert "fused layers" not in page.locator("#train-status").inner_text()
 
     # The chart updates: more loss points appear while the job runs.
     def points() -> int:

@@ -1,0 +1,142 @@
+"""Fused decoder layers (fused_layers.py): their hand-written backward gives autograd's gradients,
+packed rows attend example by example like the block-diagonal mask, and a training run with
+them follows the autograd run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from playground.errors import PlaygroundError
+from playground.training import Trainer, TrainingConfig
+from playground.training import fused_layers as fl
+from playground.training.formatting import pad_batch
+from playground.training.loss import token_loss_sum
+from playground.training.packing import pack_step
+from tests.test_packing import WORDS, examples
+
+
+def lora_model(folder, targets, dropout: float = 0.0):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=targets))
+    with torch.no_grad():  # LoRA B starts at zero, which would leave A's gradient zero too
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.normal_(0, 0.3)
+    model.train()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+def loss_and_grads(model, batches) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad()
+    total = 0.0
+    for batch in batches:
+        loss, _ = token_loss_sum(model, batch)
+        loss.backward()
+        total += float(loss.detach())
+    return total, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_mistral"])
+@pytest.mark.parametrize(
+    "targets",
+    [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]],
+)
+@pytest.mark.parametrize("packed", [True, False])
+def test_fused_layers_give_autograds_loss_and_gradients(request, arch, targets, packed):
+    model, tok = lora_model(request.getfixturevalue(arch), targets)
+    items = examples(tok)
+    batches = pack_step(items, budget=10_000) if packed else [pad_batch(items, tok.pad_token_id)]
+    want, want_grads = loss_and_grads(model, batches)
+    assert fl.unsupported_reason(model, max_length=128) is None
+    assert fl.install(model) == 2 and fl.installed(model)
+    got, got_grads = loss_and_grads(model, batches)
+    assert got == pytest.approx(want, rel=1e-5)
+    assert set(got_grads) == set(want_grads) and len(got_grads) == 2 * 2 * len(targets)
+    for name, g in got_grads.items():
+        w = want_grads[name]
+        assert float(w.abs().max()) > 0, name
+        assert torch.allclose(g, w, atol=1e-5, rtol=1e-4), (name, float((g - w).abs().max()))
+    # Evaluation (no grad) keeps the layers' own forward and gives the same loss.
+    with torch.no_grad():
+        assert float(token_loss_sum(model, batches[0])[0]) == pytest.approx(
+            float(token_loss_sum(model.eval(), batches[0])[0]), rel=1e-5
+        )
+
+
+def test_dropout_masks_are_drawn_again_identically_for_the_backward(tiny_mistral):
+    """With LoRA dropout the backward re-draws the forward's masks: its gradients equal autograd's
+    through the very same forward (same seed, so same masks)."""
+    model, tok = lora_model(tiny_mistral, ["q_proj", "v_proj", "down_proj"], dropout=0.3)
+    inner = model.get_base_model()
+    layer = inner.model.layers[0]
+    parts = fl.layer_parts(layer, inner.config)
+    assert parts.dropout
+    batch = pack_step(examples(tok), budget=10_000)[0]
+    x = torch.randn(1, batch["input_ids"].shape[1], inner.config.hidden_size, requires_grad=True)
+    cos, sin = inner.model.rotary_emb(x, position_ids=batch["position_ids"])
+    plan = fl._AttentionPlans().plan(x, None, batch["position_ids"])
+    assert plan.gather is not None and plan.gather.shape[0] == len(examples(tok))
+    params = parts.params()
+    grad_out = torch.randn_like(x)
+
+    want = fl._run(parts, plan, 1234, x, cos, sin)
+    want_grads = torch.autograd.grad(want, [x, *params], grad_out)
+    got = fl._FusedLayer.apply(parts, plan, 1234, x, cos, sin, *params)
+    got_grads = torch.autograd.grad(got, [x, *params], grad_out)
+    assert torch.allclose(got, want, atol=1e-6)
+    for g, w in zip(got_grads, want_grads):
+        assert torch.allclose(g, w, atol=1e-5, rtol=1e-4)
+    # Another seed draws other masks (so the seed is what ties forward and backward together).
+    assert not torch.allclose(fl._run(parts, plan, 99, x, cos, sin), want, atol=1e-4)
+
+
+def _run(model, data, folder, **settings) -> tuple[dict, list[float]]:
+    events: list[dict] = []
+    settings = {"max_steps": 4, "eval_every": 2, "gradient_checkpointing": True, **settings}
+    config = TrainingConfig(
+        model=str(model), data=str(data), micro_batch=2, grad_accum=3, lr=1e-2, r=8, dropout=0.0,
+        target_modules="q,v,down", save_every=0, output=str(folder / "adapter"), **settings,
+    )  # fmt: skip
+    Trainer(config, folder / "job", on_event=events.append).run()
+    start = next(e for e in events if e["type"] == "start")
+    return start, [e["loss"] for e in events if e["type"] == "step"]
+
+
+def test_a_run_with_fused_layers_follows_the_autograd_run(tiny_llama, tmp_path):
+    rows = [
+        {"instruction": "Say the colour", "input": f" {i}" * (1 + i % 4), "output": f"{WORDS[i % 6]} fox"}
+        for i in range(14)
+    ]
+    data = tmp_path / "colours.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    torch.set_num_threads(1)
+    fused_start, fused = _run(tiny_llama, data, tmp_path / "fused")  # auto: on under checkpointing
+    plain_start, plain = _run(tiny_llama, data, tmp_path / "plain", fused_layers=False)
+    assert fused_start["fused_layers"] is True and plain_start["fused_layers"] is False
+    assert len(fused) == 4 and fused == pytest.approx(plain, rel=1e-4)
+    assert (tmp_path / "fused" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_fused_layers_step_aside_where_they_do_not_apply(tiny_mistral, tiny_llama, tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"instruction": "Say", "input": "a", "output": "b"}] * 6), encoding="utf-8")
+    # The tiny Mistral's sliding window (128 tokens) is shorter than max_length 512: auto trains
+    # through autograd, and asking for fused layers says why not.
+    start, losses = _run(tiny_mistral, data, tmp_path / "auto", max_steps=1, eval_every=0)
+    assert start["fused_layers"] is False and len(losses) == 1
+    with pytest.raises(PlaygroundError, match="sliding-window"):
+        _run(tiny_mistral, data, tmp_path / "asked", max_steps=1, fused_layers=True)
+    with pytest.raises(PlaygroundError, match="choose one"):
+        _run(tiny_llama, data, tmp_path / "both", max_steps=1, fused_layers=True, torch_compile=True)
+    # Without gradient checkpointing autograd keeps activations and re-runs nothing: no fused layers.
+    start, _ = _run(
+        tiny_llama, data, tmp_path / "nockpt", max_steps=1, eval_every=0, gradient_checkpointing=False
+    )
+    assert start["fused_layers"] is False
