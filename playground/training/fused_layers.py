@@ -233,7 +233,7 @@ class _AttentionPlans:
     """One plan per forward pass: every layer gets the same position_ids tensor, so it is worked out once."""
 
     def __init__(self) -> None:
-        self._key: torch.Tensor | None = None
+        self._key: tuple[Any, Any] = (None, None)
         self._plan = _AttentionPlan()
 
     def plan(
@@ -242,17 +242,17 @@ class _AttentionPlans:
         batch, tokens = hidden.shape[:2]
         if batch != 1 or position_ids is None:
             return _AttentionPlan(mask=mask)
-        if self._key is position_ids and self._plan.scatter is not None and len(self._plan.scatter) == tokens:
+        if self._key[0] is position_ids and self._key[1] is mask:
             return self._plan
-        starts = (position_ids[0] == 0).nonzero().squeeze(1).tolist()
+        self._key, self._plan = (position_ids, mask), _AttentionPlan(mask=mask)
+        starts = (position_ids[0] == 0).nonzero().squeeze(1).tolist()  # one host sync per forward pass
         if len(starts) < 2 or starts[0] != 0:
-            return _AttentionPlan(mask=mask)  # one sequence (or not a packed row): the mask as built
+            return self._plan  # one sequence (or not a packed row): the mask as transformers built it
         ends = starts[1:] + [tokens]
         longest = max(e - s for s, e in zip(starts, ends))
         gather = [[min(s + j, e - 1) for j in range(longest)] for s, e in zip(starts, ends)]
         scatter = [i * longest + j for i, (s, e) in enumerate(zip(starts, ends)) for j in range(e - s)]
         device = hidden.device
-        self._key = position_ids
         self._plan = _AttentionPlan(
             gather=torch.tensor(gather, device=device), scatter=torch.tensor(scatter, device=device)
         )
