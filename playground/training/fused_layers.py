@@ -7,6 +7,7 @@ LoRA adapters the backward needs much less, and this module does only that:
   through it: down_proj's output is not recomputed (a fifth of a layer's arithmetic);
 - each 4-bit weight is dequantized once for the recompute and kept for the backward: two
   dequantizations per pass instead of three;
+- q|k|v and gate|up each run as one product over their stacked weights (fewer kernel launches);
 - a packed row attends example by example (flash attention over [examples, longest, heads, dim])
   instead of through a dense block-diagonal mask over the whole row;
 - the chain rule of the norms, rotary embedding and SiLU gate is written out, a few kernels each,
@@ -379,41 +380,83 @@ class _LoraInput:
     xa: torch.Tensor  # x @ A^T
 
 
+# Projections that read the same input run as one product over their stacked weights.
+QKV, OUT, GATE_UP, DOWN = ("q", "k", "v"), ("o",), ("gate", "up"), ("down",)
+
+
+def _stacked_weight(parts: LayerParts, names: tuple[str, ...], dtype: torch.dtype) -> torch.Tensor:
+    """The frozen weights of `names` as one [outputs, in] matrix (4-bit ones dequantized in place)."""
+    projs = [parts.proj[name] for name in names]
+    if len(projs) == 1:
+        return projs[0].weight(dtype)
+    states = [getattr(p.base.weight, "quant_state", None) for p in projs]
+    if any(state is None or state.dtype != dtype for state in states):
+        return torch.cat([p.weight(dtype) for p in projs])
+    from bitsandbytes.functional import dequantize_4bit
+
+    first = projs[0].base
+    out = torch.empty(
+        sum(p.base.out_features for p in projs), first.in_features, dtype=dtype, device=first.weight.device
+    )
+    row = 0
+    for p, state in zip(projs, states):
+        dequantize_4bit(p.base.weight.data, state, out=out[row : row + p.base.out_features])
+        row += p.base.out_features
+    return out
+
+
 def _project(
-    p: Projection, x: torch.Tensor, weight: torch.Tensor, masks: _Masks | None
-) -> tuple[torch.Tensor, _LoraInput | None]:
+    parts: LayerParts,
+    names: tuple[str, ...],
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    masks: _Masks | None,
+    saved: dict[str, _LoraInput | None],
+) -> torch.Tensor:
+    """x through the stacked projections `names`, each LoRA added to its own slice of the output."""
     y = F.linear(x, weight)
-    if p.lora_a is None:
-        return y, None
-    mask = masks.draw(x, p.dropout) if p.dropout > 0 else None
-    xf = _dropped(x, mask, 1 / (1 - p.dropout)) if mask is not None else x.float()
-    xa = F.linear(xf, p.lora_a)
-    return _add_scaled(y, F.linear(xa, p.lora_b), p.scale), _LoraInput(xf, mask, xa)
+    row = 0
+    for name in names:
+        p = parts.proj[name]
+        saved[name] = None
+        if p.lora_a is not None:
+            mask = masks.draw(x, p.dropout) if p.dropout > 0 else None
+            xf = _dropped(x, mask, 1 / (1 - p.dropout)) if mask is not None else x.float()
+            xa = F.linear(xf, p.lora_a) * p.scale
+            y[..., row : row + p.base.out_features] += F.linear(xa, p.lora_b).to(y.dtype)
+            saved[name] = _LoraInput(xf, mask, xa)
+        row += p.base.out_features
+    return y
 
 
 def _project_backward(
-    p: Projection,
+    parts: LayerParts,
+    names: tuple[str, ...],
     grad: torch.Tensor,
     weight: torch.Tensor,
-    saved: _LoraInput | None,
+    saved: dict[str, _LoraInput | None],
     grads: dict[int, torch.Tensor],
     input_grad: bool = True,
 ) -> torch.Tensor | None:
-    """Gradient of the projection's input; LoRA weight gradients go to `grads` (keyed by id)."""
+    """Gradient of the projections' input; LoRA weight gradients go to `grads` (keyed by id)."""
     dx = grad @ weight if input_grad else None
-    if saved is None:
-        return dx
-    g = grad.reshape(-1, grad.shape[-1]).float()
-    xa = saved.xa.reshape(-1, saved.xa.shape[-1])
-    grads[id(p.lora_b)] = (g.t() @ xa) * p.scale
-    gb = (g @ p.lora_b) * p.scale
-    grads[id(p.lora_a)] = gb.t() @ saved.x.reshape(-1, saved.x.shape[-1])
-    if not input_grad:
-        return None
-    lora_dx = (gb @ p.lora_a).view(dx.shape)
-    if saved.mask is not None:
-        return _add_masked(dx, lora_dx, saved.mask, 1 / (1 - p.dropout))
-    return dx + lora_dx.to(dx.dtype)
+    row = 0
+    for name in names:
+        p, lora = parts.proj[name], saved.get(name)
+        n = p.base.out_features
+        if lora is not None:
+            g = grad[..., row : row + n].float().reshape(-1, n)
+            grads[id(p.lora_b)] = g.t() @ lora.xa.reshape(-1, lora.xa.shape[-1])
+            gb = (g @ p.lora_b) * p.scale
+            grads[id(p.lora_a)] = gb.t() @ lora.x.reshape(-1, lora.x.shape[-1])
+            if input_grad:
+                lora_dx = (gb @ p.lora_a).view(dx.shape)
+                if lora.mask is not None:
+                    dx = _add_masked(dx, lora_dx, lora.mask, 1 / (1 - p.dropout))
+                else:
+                    dx = dx + lora_dx.to(dx.dtype)
+        row += n
+    return dx
 
 
 def _run(
@@ -428,23 +471,23 @@ def _run(
     """The layer's forward. With `keep`, it also records there what the backward needs (and the
     dequantized weights), and runs attention under autograd so its backward can be asked for."""
     dtype, (batch, tokens) = x.dtype, x.shape[:2]
+    heads, kv_heads, dim = parts.heads, parts.kv_heads, parts.head_dim
     masks = _Masks(seed, x.device) if parts.dropout else None
-    weights: dict[str, torch.Tensor] = {}
+    weights: dict[tuple[str, ...], torch.Tensor] = {}
     saved: dict[str, _LoraInput | None] = {}
 
-    def project(name: str, inp: torch.Tensor) -> torch.Tensor:
-        weights[name] = parts.proj[name].weight(dtype)
-        y, saved[name] = _project(parts.proj[name], inp, weights[name], masks)
-        if keep is None:
-            del weights[name]  # forward only: free each dequantized weight at once
-        return y
+    def project(names: tuple[str, ...], inp: torch.Tensor) -> torch.Tensor:
+        weight = _stacked_weight(parts, names, dtype)
+        if keep is not None:
+            weights[names] = weight  # forward only: each dequantized weight is freed after its product
+        return _project(parts, names, inp, weight, masks, saved)
 
     n1, rstd1 = _rms_norm(x, parts.norm1, parts.eps1)
-    q = project("q", n1).view(batch, tokens, parts.heads, parts.head_dim)
-    k = project("k", n1).view(batch, tokens, parts.kv_heads, parts.head_dim)
-    v = project("v", n1).view(batch, tokens, parts.kv_heads, parts.head_dim)
+    qkv = project(QKV, n1)
     cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-    q, k, v = (_to_sdpa(t, parts, plan) for t in (_rope(q, cos, sin), _rope(k, cos, sin), v))
+    qk = _rope(qkv[..., : (heads + kv_heads) * dim].view(batch, tokens, heads + kv_heads, dim), cos, sin)
+    v = qkv[..., (heads + kv_heads) * dim :].view(batch, tokens, kv_heads, dim)
+    q, k, v = (_to_sdpa(t, parts, plan) for t in (qk[:, :, :heads], qk[:, :, heads:], v))
     if keep is None:
         attn = _sdpa(q, k, v, parts, plan)
     else:
@@ -453,10 +496,11 @@ def _run(
             attn = _sdpa(*leaves, parts, plan)
         keep.update(attn=attn, leaves=leaves)
         attn = attn.detach()
-    attn = _from_sdpa(attn, parts, plan, parts.heads).reshape(batch, tokens, -1)
-    h = x + project("o", attn)
+    attn = _from_sdpa(attn, parts, plan, heads).reshape(batch, tokens, -1)
+    h = x + project(OUT, attn)
     n2, rstd2 = _rms_norm(h, parts.norm2, parts.eps2)
-    gate, up = project("gate", n2), project("up", n2)
+    gate_up = project(GATE_UP, n2)
+    gate, up = gate_up.chunk(2, dim=-1)
     act = _silu_mul(gate, up)
     if keep is not None:
         keep.update(
@@ -464,7 +508,7 @@ def _run(
         )
         if parts.proj["down"].lora_a is None:
             return x  # nothing in the backward needs down_proj's output: skip it and its dequantization
-    return h + project("down", act)
+    return h + project(DOWN, act)
 
 
 class _FusedLayer(torch.autograd.Function):
@@ -490,39 +534,34 @@ class _FusedLayer(torch.autograd.Function):
         x, cos, sin = ctx.saved_tensors
         keep: dict[str, Any] = {}
         _run(parts, ctx.plan, ctx.seed, x, cos, sin, keep=keep)
-        w, saved, proj = keep["weights"], keep["saved"], parts.proj
+        w, saved = keep["weights"], keep["saved"]
         grads: dict[int, torch.Tensor] = {}
 
         # MLP: out = h + down(silu(gate) * up)
-        w_down = w["down"] if "down" in w else proj["down"].weight(x.dtype)
-        d_act = _project_backward(proj["down"], grad_out, w_down, saved.get("down"), grads)
+        w_down = w[DOWN] if DOWN in w else _stacked_weight(parts, DOWN, x.dtype)
+        d_act = _project_backward(parts, DOWN, grad_out, w_down, saved, grads)
         del w_down
-        d_gate, d_up = _silu_mul_backward(d_act, keep["gate"], keep["up"])
+        d_gate_up = torch.cat(_silu_mul_backward(d_act, keep["gate"], keep["up"]), dim=-1)
         del d_act
-        d_n2 = _project_backward(proj["gate"], d_gate, w["gate"], saved["gate"], grads)
-        d_n2 = d_n2 + _project_backward(proj["up"], d_up, w["up"], saved["up"], grads)
-        del d_gate, d_up
+        d_n2 = _project_backward(parts, GATE_UP, d_gate_up, w[GATE_UP], saved, grads)
+        del d_gate_up
         d_h = grad_out + _rms_norm_backward(d_n2, keep["h"], parts.norm2, keep["rstd2"])
         del d_n2
 
         # Attention: h = x + o(attention(rope(q(n1)), rope(k(n1)), v(n1)))
         batch, tokens = x.shape[:2]
         plan = ctx.plan
-        d_attn = _project_backward(proj["o"], d_h, w["o"], saved["o"], grads)
+        d_attn = _project_backward(parts, OUT, d_h, w[OUT], saved, grads)
         d_attn = _grad_to_sdpa(d_attn.view(batch, tokens, parts.heads, parts.head_dim), plan)
         dq, dk, dv = torch.autograd.grad(keep["attn"], keep["leaves"], d_attn)
-        dq = _from_sdpa(dq, parts, plan, parts.heads)
-        dk = _from_sdpa(dk, parts, plan, parts.kv_heads)
+        d_qk = torch.cat(
+            [_from_sdpa(dq, parts, plan, parts.heads), _from_sdpa(dk, parts, plan, parts.kv_heads)], 2
+        )
+        d_qk = _rope_backward(d_qk, keep["cos"], keep["sin"])
         dv = _from_sdpa(dv, parts, plan, parts.kv_heads)
-        dq = _rope_backward(dq, keep["cos"], keep["sin"]).reshape(batch, tokens, -1)
-        dk = _rope_backward(dk, keep["cos"], keep["sin"]).reshape(batch, tokens, -1)
-        dv = dv.reshape(batch, tokens, -1)
+        d_qkv = torch.cat([d_qk.reshape(batch, tokens, -1), dv.reshape(batch, tokens, -1)], dim=-1)
         need_x = ctx.needs_input_grad[3]
-        d_n1 = _project_backward(proj["q"], dq, w["q"], saved["q"], grads, need_x)
-        d_k = _project_backward(proj["k"], dk, w["k"], saved["k"], grads, need_x)
-        d_v = _project_backward(proj["v"], dv, w["v"], saved["v"], grads, need_x)
-        d_x = None
-        if need_x:
-            d_x = d_h + _rms_norm_backward(d_n1 + d_k + d_v, x, parts.norm1, keep["rstd1"])
+        d_n1 = _project_backward(parts, QKV, d_qkv, w[QKV], saved, grads, need_x)
+        d_x = d_h + _rms_norm_backward(d_n1, x, parts.norm1, keep["rstd1"]) if need_x else None
         param_grads = [grads.get(id(p)) for p in parts.params()]
         return (None, None, None, d_x, None, None, *param_grads)
