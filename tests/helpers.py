@@ -22,3 +22,17 @@ def pick(page: Any, dropdown: str, option: str) -> None:
     """Choose `option` in the gradio dropdown whose element id selector is `dropdown`."""
     page.locator(f"{dropdown} input").click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+def generate_reference(loaded: Any, ids: Any, settings: Any) -> list[int]:
+    """The new tokens transformers' generate() gives for `ids` with `settings` (a DecodingSettings)."""
+    import torch
+
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            **settings.generate_kwargs(),
+            pad_token_id=loaded.tokenizer.pad_token_id,
+        )
+    return out[0, ids.shape[1] :].tolist()

@@ -35,6 +35,7 @@ from playground.generation.compare import (
     with_param,
 )
 from playground.models import LoadOptions, load_model
+from tests.helpers import generate_reference
 
 PROMPT = "The quick brown fox"
 HOT = DecodingSettings(temperature=1.3, top_p=1.0, top_k=0, max_new_tokens=12)
@@ -384,14 +385,7 @@ def test_fast_rows_hold_eos_back_for_min_new_tokens_like_generate(tiny, monkeypa
 
     prompt = "Once upon a time"  # its greedy answer does not repeat one token
     ids = encode_prompt(tiny, prompt)["input_ids"]
-    with torch.inference_mode():
-        out = tiny.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            **GREEDY.with_(max_new_tokens=6).generate_kwargs(),
-            pad_token_id=tiny.tokenizer.pad_token_id,
-        )
-    greedy = out[0, ids.shape[1] :].tolist()
+    greedy = generate_reference(tiny, ids, GREEDY.with_(max_new_tokens=6))
     gen = tiny.model.generation_config
     # The first token of the greedy answer not seen before in it becomes the end of the answer.
     k = next(k for k in range(1, len(greedy)) if greedy[k] not in greedy[:k])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,9 +13,9 @@ import torch
 from playground.training import TrainingConfig, TrainingJob
 from playground.training.distributed import Ranks, launch_command
 from playground.training.worker import run_job
+from tests.test_packing import colour_data
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = ["red", "blue", "green", "gold", "violet", "amber"]
 
 
 def test_ranks_share_a_step_and_read_the_launchers_environment(monkeypatch):
@@ -50,12 +49,7 @@ def test_several_gpus_launch_through_accelerate_with_flags_it_knows():
 
 
 def test_two_ranks_train_the_same_adapter_as_one_process(tiny_llama, tmp_path):
-    rows = [
-        {"instruction": "Say the colour", "input": f" {i}", "output": f"{WORDS[i % 6]} fox"}
-        for i in range(14)
-    ]
-    data = tmp_path / "colours.json"
-    data.write_text(json.dumps(rows), encoding="utf-8")
+    data = colour_data(tmp_path, n=14)
 
     def config(name: str) -> TrainingConfig:
         return TrainingConfig(

@@ -14,6 +14,7 @@ from playground.generation.fast_decode import (
     unsupported_reason,
 )
 from playground.models import LoadOptions, load_model
+from tests.helpers import generate_reference
 
 PROMPTS = ["The quick brown fox", "床前明月光，"]
 
@@ -42,15 +43,7 @@ def _fast(loaded, prompt: str, settings: DecodingSettings, **kw) -> list[int]:
 
 
 def _reference(loaded, prompt: str, settings: DecodingSettings) -> list[int]:
-    ids = _ids(loaded, prompt)
-    with torch.inference_mode():
-        out = loaded.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            **settings.generate_kwargs(),
-            pad_token_id=loaded.tokenizer.pad_token_id,
-        )
-    return out[0, ids.shape[1] :].tolist()
+    return generate_reference(loaded, _ids(loaded, prompt), settings)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from playground.training import fused_layers as fl
 from playground.training.formatting import pad_batch
 from playground.training.loss import token_loss_sum
 from playground.training.packing import pack_step
-from tests.test_packing import WORDS, examples
+from tests.test_packing import colour_data, examples
 
 
 def lora_model(folder, targets, dropout: float = 0.0):
@@ -110,12 +110,7 @@ def _run(model, data, folder, **settings) -> tuple[dict, list[float]]:
 
 
 def test_a_run_with_fused_layers_follows_the_autograd_run(tiny_llama, tmp_path):
-    rows = [
-        {"instruction": "Say the colour", "input": f" {i}" * (1 + i % 4), "output": f"{WORDS[i % 6]} fox"}
-        for i in range(14)
-    ]
-    data = tmp_path / "colours.json"
-    data.write_text(json.dumps(rows), encoding="utf-8")
+    data = colour_data(tmp_path, n=14, input_repeats=4)
     torch.set_num_threads(1)
     fused_start, fused = _run(tiny_llama, data, tmp_path / "fused")  # auto: on under checkpointing
     plain_start, plain = _run(tiny_llama, data, tmp_path / "plain", fused_layers=False)

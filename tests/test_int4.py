@@ -20,6 +20,7 @@ from playground.models.int4 import (
     quantize_model_int4,
 )
 from playground.models.loader import cpu_has_native_bf16
+from tests.helpers import generate_reference
 
 pytestmark = pytest.mark.skipif(
     not hasattr(torch.ops.aten, "_weight_int4pack_mm_for_cpu"), reason="no CPU int4 kernel in this torch"
@@ -139,16 +140,10 @@ def test_int4_greedy_generation_and_fast_loops(int4_loaded):
     settings = GREEDY.with_(max_new_tokens=8)
     eos = eos_ids(loaded.model, loaded.tokenizer)
     ids = loaded.tokenizer("床前明月光，", return_tensors="pt")["input_ids"]
+    reference = generate_reference(loaded, ids, settings)
+    assert reference
+    # The fast loops (eager steps on CPU) give generate()'s tokens through the int4 layers.
     with torch.inference_mode():
-        out = loaded.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            **settings.generate_kwargs(),
-            pad_token_id=loaded.tokenizer.pad_token_id,
-        )
-        reference = out[0, ids.shape[1] :].tolist()
-        assert reference
-        # The fast loops (eager steps on CPU) give generate()'s tokens through the int4 layers.
         assert list(decode_tokens(loaded.model, ids, settings, eos)) == reference
         rows = decode_rows(loaded.model, ids, lambda _ids, scores: scores, [8, 8, 4], eos)
     assert rows == [reference, reference, reference[:4]]

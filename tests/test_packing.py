@@ -18,6 +18,21 @@ from playground.training.packing import pack_rows, pack_step, packed_batch, real
 WORDS = ["red", "blue", "green", "gold", "violet", "amber"]
 
 
+def colour_data(folder, n: int = 12, input_repeats: int = 1, instruction: str = "Say the colour"):
+    """A small instruction data file (JSON) of colour answers, inputs of 1..input_repeats numbers."""
+    rows = [
+        {
+            "instruction": instruction,
+            "input": f" {i}" * (1 + i % input_repeats),
+            "output": f"{WORDS[i % 6]} fox",
+        }
+        for i in range(n)
+    ]
+    path = folder / "colours.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
 def examples(tokenizer, n: int = 7) -> list[FormattedExample]:
     rows = [
         Example(str(i), "Name the colour " * (1 + i % 3), f" {i}", f"{WORDS[i % 6]} fox " * (1 + i % 4))
@@ -88,12 +103,7 @@ def test_packed_loss_and_gradients_equal_padded_ones(model_and_tokenizer):
 
 
 def test_a_packed_run_follows_the_padded_run(tiny_llama, tmp_path):
-    rows = [
-        {"instruction": "Say the colour", "input": f" {i}", "output": f"{WORDS[i % 6]} fox"}
-        for i in range(12)
-    ]
-    data = tmp_path / "colours.json"
-    data.write_text(json.dumps(rows), encoding="utf-8")
+    data = colour_data(tmp_path)
     torch.set_num_threads(1)
     histories, totals = {}, {}
     for packing in (False, True):
@@ -121,12 +131,7 @@ def test_compiled_layers_train_like_eager_ones(tiny_llama, tmp_path, monkeypatch
     of changing length, and the same losses as eager."""
     import playground.training.modeling as modeling
 
-    rows = [
-        {"instruction": "Say", "input": f" {i}" * (1 + i % 5), "output": f"{WORDS[i % 6]} fox"}
-        for i in range(12)
-    ]
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(rows), encoding="utf-8")
+    data = colour_data(tmp_path, input_repeats=5, instruction="Say")
     torch.set_num_threads(1)
     compiled_layers: list[int] = []
     real = modeling.compile_layers

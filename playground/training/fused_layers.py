@@ -45,15 +45,18 @@ class Projection:
     scale: float = 0.0
     dropout: float = 0.0
 
-    def weight(self, dtype: torch.dtype) -> torch.Tensor:
-        """The frozen weight [out, in] in `dtype`, dequantized if it is 4-bit."""
-        weight = self.base.weight
-        state = getattr(weight, "quant_state", None)
-        if state is not None:
+    @property
+    def quant_state(self) -> Any:
+        """bitsandbytes' state of a 4-bit weight (None: a float weight)."""
+        return getattr(self.base.weight, "quant_state", None)
+
+    def weight(self, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The frozen weight [out, in] in `dtype`, dequantized if it is 4-bit (into `out` if given)."""
+        if self.quant_state is not None:
             from bitsandbytes.functional import dequantize_4bit
 
-            return dequantize_4bit(weight.data, state).to(dtype)
-        return weight.to(dtype)
+            return dequantize_4bit(self.base.weight.data, self.quant_state, out=out).to(dtype)
+        return self.base.weight.to(dtype)
 
 
 def projection_of(module: Any) -> Projection | None:
@@ -142,9 +145,15 @@ def layer_parts(layer: Any, config: Any) -> LayerParts | None:
     )
 
 
+def _decoder(model: Any) -> tuple[Any, list[Any]]:
+    """The transformers model inside a peft wrapper, and its decoder layers ([] if it has none)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner, list(getattr(getattr(inner, "model", None), "layers", None) or [])
+
+
 def unsupported_reason(model: Any, max_length: int) -> str | None:
     """Why the fused path cannot train this model (None: it can)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner, layers = _decoder(model)
     config = inner.config
     if config.model_type not in SUPPORTED_TYPES:
         return f"model type {config.model_type} (fused layers cover {', '.join(SUPPORTED_TYPES)})"
@@ -157,7 +166,6 @@ def unsupported_reason(model: Any, max_length: int) -> str | None:
         return f"sliding-window attention ({window} tokens) shorter than max_length"
     if getattr(config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
         return f"attention implementation {config._attn_implementation}"
-    layers = getattr(getattr(inner, "model", None), "layers", None)
     if not layers:
         return "no decoder layers found"
     if any(layer_parts(layer, config) is None for layer in layers):
@@ -169,8 +177,7 @@ def install(model: Any) -> int:
     """Route each decoder layer's training forward through the fused layer. Returns how many.
 
     Layers keep their own forward for evaluation and generation (no grad or eval mode)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    layers = inner.model.layers
+    inner, layers = _decoder(model)
     plans = _AttentionPlans()
     for layer in layers:
         parts = layer_parts(layer, inner.config)
@@ -181,9 +188,10 @@ def install(model: Any) -> int:
 
 
 def installed(model: Any) -> bool:
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    layers = getattr(getattr(inner, "model", None), "layers", None) or []
-    return any(getattr(layer.__dict__.get("forward"), "func", None) is _forward for layer in layers)
+    """Whether `install` routed this model's layers through the fused layer."""
+    return any(
+        getattr(layer.__dict__.get("forward"), "func", None) is _forward for layer in _decoder(model)[1]
+    )
 
 
 def _forward(
@@ -350,18 +358,6 @@ def _silu_mul_backward(
     return torch.ops.aten.silu_backward(grad * up, gate), grad * F.silu(gate)
 
 
-def _dropped(x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
-    return x.float() * mask * scale
-
-
-def _add_scaled(y: torch.Tensor, z: torch.Tensor, scale: float) -> torch.Tensor:
-    return y + (z * scale).to(y.dtype)
-
-
-def _add_masked(y: torch.Tensor, z: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
-    return y + (z * mask * scale).to(y.dtype)
-
-
 class _Masks:
     """Dropout keep-masks (0/1) drawn in a fixed order from one seed."""
 
@@ -377,11 +373,21 @@ class _Masks:
 class _LoraInput:
     x: torch.Tensor  # the dropped-out fp32 input
     mask: torch.Tensor | None
-    xa: torch.Tensor  # x @ A^T
+    xa: torch.Tensor  # x @ A^T, times the LoRA scale
 
 
 # Projections that read the same input run as one product over their stacked weights.
 QKV, OUT, GATE_UP, DOWN = ("q", "k", "v"), ("o",), ("gate", "up"), ("down",)
+
+
+def _slices(parts: LayerParts, names: tuple[str, ...]) -> list[tuple[str, Projection, slice]]:
+    """Each projection of a stack with the columns of the stacked output that are its own."""
+    out, row = [], 0
+    for name in names:
+        p = parts.proj[name]
+        out.append((name, p, slice(row, row + p.base.out_features)))
+        row += p.base.out_features
+    return out
 
 
 def _stacked_weight(parts: LayerParts, names: tuple[str, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -389,20 +395,15 @@ def _stacked_weight(parts: LayerParts, names: tuple[str, ...], dtype: torch.dtyp
     projs = [parts.proj[name] for name in names]
     if len(projs) == 1:
         return projs[0].weight(dtype)
-    states = [getattr(p.base.weight, "quant_state", None) for p in projs]
-    if any(state is None or state.dtype != dtype for state in states):
+    if any(p.quant_state is None or p.quant_state.dtype != dtype for p in projs):
         return torch.cat([p.weight(dtype) for p in projs])
-    from bitsandbytes.functional import dequantize_4bit
-
-    first = projs[0].base
-    out = torch.empty(
-        sum(p.base.out_features for p in projs), first.in_features, dtype=dtype, device=first.weight.device
+    base = projs[0].base
+    stacked = torch.empty(
+        sum(p.base.out_features for p in projs), base.in_features, dtype=dtype, device=base.weight.device
     )
-    row = 0
-    for p, state in zip(projs, states):
-        dequantize_4bit(p.base.weight.data, state, out=out[row : row + p.base.out_features])
-        row += p.base.out_features
-    return out
+    for _, p, rows in _slices(parts, names):
+        p.weight(dtype, out=stacked[rows])
+    return stacked
 
 
 def _project(
@@ -415,17 +416,14 @@ def _project(
 ) -> torch.Tensor:
     """x through the stacked projections `names`, each LoRA added to its own slice of the output."""
     y = F.linear(x, weight)
-    row = 0
-    for name in names:
-        p = parts.proj[name]
+    for name, p, cols in _slices(parts, names):
         saved[name] = None
         if p.lora_a is not None:
             mask = masks.draw(x, p.dropout) if p.dropout > 0 else None
-            xf = _dropped(x, mask, 1 / (1 - p.dropout)) if mask is not None else x.float()
+            xf = x.float() if mask is None else x.float() * mask * (1 / (1 - p.dropout))
             xa = F.linear(xf, p.lora_a) * p.scale
-            y[..., row : row + p.base.out_features] += F.linear(xa, p.lora_b).to(y.dtype)
+            y[..., cols] += F.linear(xa, p.lora_b).to(y.dtype)
             saved[name] = _LoraInput(xf, mask, xa)
-        row += p.base.out_features
     return y
 
 
@@ -440,22 +438,19 @@ def _project_backward(
 ) -> torch.Tensor | None:
     """Gradient of the projections' input; LoRA weight gradients go to `grads` (keyed by id)."""
     dx = grad @ weight if input_grad else None
-    row = 0
-    for name in names:
-        p, lora = parts.proj[name], saved.get(name)
-        n = p.base.out_features
-        if lora is not None:
-            g = grad[..., row : row + n].float().reshape(-1, n)
-            grads[id(p.lora_b)] = g.t() @ lora.xa.reshape(-1, lora.xa.shape[-1])
-            gb = (g @ p.lora_b) * p.scale
-            grads[id(p.lora_a)] = gb.t() @ lora.x.reshape(-1, lora.x.shape[-1])
-            if input_grad:
-                lora_dx = (gb @ p.lora_a).view(dx.shape)
-                if lora.mask is not None:
-                    dx = _add_masked(dx, lora_dx, lora.mask, 1 / (1 - p.dropout))
-                else:
-                    dx = dx + lora_dx.to(dx.dtype)
-        row += n
+    for name, p, cols in _slices(parts, names):
+        lora = saved.get(name)
+        if lora is None:
+            continue
+        g = grad[..., cols].float().reshape(-1, p.base.out_features)
+        grads[id(p.lora_b)] = g.t() @ lora.xa.reshape(-1, lora.xa.shape[-1])
+        gb = (g @ p.lora_b) * p.scale
+        grads[id(p.lora_a)] = gb.t() @ lora.x.reshape(-1, lora.x.shape[-1])
+        if input_grad:
+            lora_dx = (gb @ p.lora_a).view(dx.shape)
+            if lora.mask is not None:
+                lora_dx = lora_dx * lora.mask * (1 / (1 - p.dropout))
+            dx = dx + lora_dx.to(dx.dtype)
     return dx
 
 
