@@ -6,7 +6,9 @@ the homework's 16 pairs). Each variant runs the same row: wall time per step (af
 synchronize), host time (until the Python calls return) and MFU of the layers (4N per token,
 N = the layers' linear weights, against 790 TFLOP/s). Variants:
 - autograd: transformers layers, peft LoRA, bitsandbytes, gradient checkpointing (fused_layers=False);
-- fused: fused_layers as shipped (own recompute, hand-written backward).
+- fused: fused layers that recompute (own recompute, hand-written backward);
+- fused-kept: fused layers that keep their activations from the forward (no recompute);
+- fused-kept-weights: and their dequantized weights (one dequantization per step).
 
     python bench/fused_layer.py --layers 8 --steps 10
 
@@ -92,6 +94,48 @@ def time_steps(model, batch: dict, steps: int) -> tuple[float, float]:
     return sorted(walls)[len(walls) // 2], sorted(hosts)[len(hosts) // 2]
 
 
+def lora_grads(model, batch: dict, kept: tuple[int, int] | None = None, math_attention: bool = False) -> dict:
+    """LoRA gradients of one step with dropout off (the paths draw their dropout masks differently),
+    through autograd (kept None) or fused layers, `kept` of them keeping their activations and weights."""
+    import torch
+
+    from playground.training import fused_layers as fl
+    from playground.training.loss import token_loss_sum
+    from playground.training.modeling import training_attention
+
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    rates = [m.p for m in dropouts]
+    for m in dropouts:
+        m.p = 0.0
+    if kept is not None:
+        fl.install(model, *kept)  # fused layers read the dropout rate when installed
+    model.zero_grad(set_to_none=True)
+    if math_attention:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        attention = sdpa_kernel([SDPBackend.MATH])
+    else:
+        attention = training_attention("cuda")
+    with attention:
+        loss, n = token_loss_sum(model, batch)
+        (loss / n).backward()
+    for m, rate in zip(dropouts, rates):
+        m.p = rate
+    if kept is not None:
+        fl.install(model, *kept)
+    grads = {name: p.grad.float().clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def relative_error(got: dict, want: dict) -> float:
+    import torch
+
+    assert got.keys() == want.keys() and want
+    diff = sum(float(torch.linalg.vector_norm(got[k] - want[k]) ** 2) for k in want)
+    return (diff / sum(float(torch.linalg.vector_norm(w) ** 2) for w in want.values())) ** 0.5
+
+
 def host_profile(model, batch: dict) -> None:
     """cProfile of a few steps (the host is what limits these steps), and torch's own host times."""
     import cProfile
@@ -107,9 +151,14 @@ def host_profile(model, batch: dict) -> None:
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
     print(out.getvalue()[-6000:])
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        time_steps(model, batch, 1)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=50))
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        time_steps(model, batch, 1)  # 3 warm-up steps and 1 timed
+    averages = prof.key_averages()
+    print(averages.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=50))
+    print(averages.table(sort_by="self_device_time_total", row_limit=25, max_name_column_width=50))
+    busy = sum(e.self_device_time_total for e in averages) / 4 / 1e3
+    print(f"GPU busy per step (kernels only, no gaps): {busy:.1f} ms")
 
 
 def main() -> None:
@@ -117,14 +166,13 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=2100)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--variants", default="autograd,fused")
+    parser.add_argument("--variants", default="autograd,fused,fused-kept,fused-kept-weights")
     parser.add_argument("--host-profile", default="", help="print where the host time of this variant goes")
     args = parser.parse_args()
 
     import torch
 
     from playground.training import TrainingConfig
-    from playground.training import fused_layers as fl
     from playground.training.modeling import load_base, wrap_lora
 
     folder = build(args.layers, Path(tempfile.gettempdir()) / f"fused-layer-llama-{args.layers}")
@@ -143,10 +191,22 @@ def main() -> None:
         f"{args.layers} Llama-2-7B-shaped layers, NF4, LoRA r=64 on q,v, dropout 0.05, one packed row of "
         f"{batch['input_ids'].shape[1]} tokens, median of {args.steps} steps, {torch.cuda.get_device_name()}"
     )
+    reference = lora_grads(model, batch)  # autograd, before anything is installed
+    # bf16 sums in another order give other gradients: how far apart two autograd runs that differ
+    # only in their attention kernel are is the yardstick for the fused paths.
+    floor = relative_error(lora_grads(model, batch, math_attention=True), reference)
+    print(f"  autograd with the math attention kernel vs the default: relative error {floor:.1e}")
     results: dict[str, float] = {}
+    errors: list[str] = []
     for variant in args.variants.split(","):
-        if variant.startswith("fused") and not fl.installed(model):
-            fl.install(model)
+        if variant.startswith("fused"):
+            kept = {"fused-kept": (args.layers, 0), "fused-kept-weights": (args.layers, args.layers)}.get(
+                variant, (0, 0)
+            )
+            error = relative_error(lora_grads(model, batch, kept), reference)
+            print(f"  {variant:12s} LoRA gradients vs autograd (dropout off): relative error {error:.1e}")
+            if error > max(3 * floor, 1e-3):
+                errors.append(f"{variant}: LoRA gradients differ from autograd's by {error:.1e}")
         t0 = time.perf_counter()
         wall, host = time_steps(model, batch, args.steps)
         mfu = batch["input_ids"].shape[1] * 4 * n_params / wall / PEAK_FLOPS
@@ -158,6 +218,16 @@ def main() -> None:
         )
         if variant == args.host_profile:
             host_profile(model, batch)
+    # Layers back on their own forward: bitsandbytes now reads the 4-bit weights that install()
+    # moved into one buffer per layer, and must give what it gave before.
+    for layer in model.get_base_model().model.layers:
+        layer.__dict__.pop("forward", None)
+    error = relative_error(lora_grads(model, batch), reference)
+    print(f"  autograd again, over the moved 4-bit weights: relative error {error:.1e}")
+    if error > 1e-5:
+        errors.append(f"autograd over the moved 4-bit weights differs by {error:.1e}")
+    if errors:
+        sys.exit("; ".join(errors))
     best = min((v for v in results if v.startswith("fused")), key=results.get)
     print(
         f"fused_layer: {results['autograd'] / results[best]:.2f}x (fused vs autograd s/step, {best}, "

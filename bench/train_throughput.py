@@ -11,7 +11,9 @@ of the first optimizer step and the end of the last, so one-time start-up costs 
     python bench/train_throughput.py --shape llama --r 64 --steps 20    # GPU: 7B-shaped QLoRA
 
 On CUDA the service side can run several variants (`--variants packed,padded`): `packed` is the
-service as shipped, `padded` pads micro-batches as Trainer does, `compile` sets torch_compile, `autograd` turns fused_layers off, `upcast` adds peft's fp32 upcast of
+service as shipped, `padded` pads micro-batches as Trainer does, `compile` sets torch_compile,
+`autograd` turns fused_layers off, `recompute` keeps no activations (activation_memory_gb=0: every
+fused layer recomputes, the least memory), `upcast` adds peft's fp32 upcast of
 norms, embeddings and LM head (PLAYGROUND_QLORA_UPCAST=1). Both sides see the same examples in the
 same order, so their loss curves compare step by step. MFU counts 4N FLOPs per non-padding token
 (N: the decoder layers' linear weights) against 790 TFLOP/s (dense bf16 measured on an H100/H200).
@@ -149,6 +151,7 @@ def service_side(args: argparse.Namespace, data: Path, work: Path) -> dict:
         packing="padded" not in variant,
         torch_compile="compile" in variant,
         fused_layers=False if "autograd" in variant else None,
+        activation_memory_gb=0.0 if "recompute" in variant else None,
     )
     profiler = StepProfiler("profile" in variant)
     start = time.perf_counter()
@@ -162,6 +165,10 @@ def service_side(args: argparse.Namespace, data: Path, work: Path) -> dict:
         if event["type"] == "start":
             device, method = event["device"], event["method"]
             method += ", fused layers" if event.get("fused_layers") else ""
+            if event.get("kept_layers"):
+                method += (
+                    f" ({event['kept_layers']} keep activations, {event.get('kept_weights', 0)} weights)"
+                )
             if device == "cuda":  # peak memory of training, not of loading (which can pass through bf16)
                 import torch
 

@@ -49,13 +49,17 @@ def loss_and_grads(model, batches) -> tuple[float, dict[str, torch.Tensor]]:
     [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]],
 )
 @pytest.mark.parametrize("packed", [True, False])
-def test_fused_layers_give_autograds_loss_and_gradients(request, arch, targets, packed):
+@pytest.mark.parametrize("kept", [(0, 0), (1, 0), (2, 1)])
+def test_fused_layers_give_autograds_loss_and_gradients(request, arch, targets, packed, kept):
+    """kept (activations, weights): (1, 0) the second layer keeps its activations from the forward,
+    the first recomputes; (2, 1) both keep their activations, the second its weights too."""
     model, tok = lora_model(request.getfixturevalue(arch), targets)
     items = examples(tok)
     batches = pack_step(items, budget=10_000) if packed else [pad_batch(items, tok.pad_token_id)]
     want, want_grads = loss_and_grads(model, batches)
     assert fl.unsupported_reason(model, max_length=128) is None
-    assert fl.install(model) == 2 and fl.installed(model)
+    assert fl.install(model, *kept) == 2 and fl.installed(model)
+    assert fl.kept_layers(model) == kept
     got, got_grads = loss_and_grads(model, batches)
     assert got == pytest.approx(want, rel=1e-5)
     assert set(got_grads) == set(want_grads) and len(got_grads) == 2 * 2 * len(targets)
@@ -70,9 +74,10 @@ def test_fused_layers_give_autograds_loss_and_gradients(request, arch, targets, 
         )
 
 
-def test_dropout_masks_are_drawn_again_identically_for_the_backward(tiny_mistral):
-    """With LoRA dropout the backward re-draws the forward's masks: its gradients equal autograd's
-    through the very same forward (same seed, so same masks)."""
+@pytest.mark.parametrize("kept", [fl.KEEP_INPUT, fl.KEEP_ACTIVATIONS, fl.KEEP_WEIGHTS])
+def test_dropout_masks_are_drawn_again_identically_for_the_backward(tiny_mistral, kept):
+    """With LoRA dropout the backward re-draws the forward's masks (or keeps them): its gradients
+    equal autograd's through the very same forward (same seed, so same masks)."""
     model, tok = lora_model(tiny_mistral, ["q_proj", "v_proj", "down_proj"], dropout=0.3)
     inner = model.get_base_model()
     layer = inner.model.layers[0]
@@ -88,7 +93,7 @@ def test_dropout_masks_are_drawn_again_identically_for_the_backward(tiny_mistral
 
     want = fl._run(parts, plan, 1234, x, cos, sin)
     want_grads = torch.autograd.grad(want, [x, *params], grad_out)
-    got = fl._FusedLayer.apply(parts, plan, 1234, x, cos, sin, *params)
+    got = fl._FusedLayer.apply(parts, plan, 1234, kept, x, cos, sin, *params)
     got_grads = torch.autograd.grad(got, [x, *params], grad_out)
     assert torch.allclose(got, want, atol=1e-6)
     for g, w in zip(got_grads, want_grads):
@@ -117,6 +122,31 @@ def test_a_run_with_fused_layers_follows_the_autograd_run(tiny_llama, tmp_path):
     assert fused_start["fused_layers"] is True and plain_start["fused_layers"] is False
     assert len(fused) == 4 and fused == pytest.approx(plain, rel=1e-4)
     assert (tmp_path / "fused" / "adapter" / "adapter_model.safetensors").is_file()
+    # On CPU auto keeps no activations; a budget of one and a half layers' makes the last one keep them.
+    assert fused_start["kept_layers"] == 0
+    per_token = fl.kept_bytes_per_token(lora_model(tiny_llama, ["q_proj", "v_proj", "down_proj"])[0])
+    budget = 1.5 * per_token * 2 * 512 / 2**30  # micro_batch x max_length tokens
+    kept_start, kept = _run(tiny_llama, data, tmp_path / "kept", activation_memory_gb=budget)
+    assert kept_start["kept_layers"] == 1 and kept_start["kept_weights"] == 0
+    assert kept == pytest.approx(plain, rel=1e-4)
+
+
+def test_kept_layers_fit_the_activation_budget(tiny_llama):
+    model, _ = lora_model(tiny_llama, ["q_proj", "v_proj"], dropout=0.1)
+    per_token = fl.kept_bytes_per_token(model)
+    config = model.get_base_model().config
+    # At least the residual, the attention tensors and the MLP's gate|up product, in fp32 here.
+    assert per_token > 4 * (config.hidden_size + 4 * config.hidden_size + 2 * config.intermediate_size)
+    assert fl.kept_layers_for(model, 0.9 * per_token * 100, tokens=100) == (0, 0)
+    assert fl.kept_layers_for(model, 1.0 * per_token * 100, tokens=100) == (1, 0)
+    # No more than there are; float weights have no dequantized copy to keep.
+    assert fl.kept_weight_bytes(model) == 0
+    assert fl.kept_layers_for(model, 50 * per_token * 100, tokens=100) == (2, 0)
+    assert fl.kept_layers_for(model, -1, tokens=100) == (0, 0)
+    with pytest.raises(PlaygroundError, match="activation_memory_gb"):
+        TrainingConfig(model=str(tiny_llama), activation_memory_gb=-1).validate()
+    assert TrainingConfig.from_dict({"activation_memory_gb": "auto"}).activation_memory_gb is None
+    assert TrainingConfig.from_dict({"activation_memory_gb": "2.5"}).activation_memory_gb == 2.5
 
 
 def test_fused_layers_step_aside_where_they_do_not_apply(tiny_mistral, tiny_llama, tmp_path):
@@ -135,3 +165,13 @@ def test_fused_layers_step_aside_where_they_do_not_apply(tiny_mistral, tiny_llam
         tiny_llama, data, tmp_path / "nockpt", max_steps=1, eval_every=0, gradient_checkpointing=False
     )
     assert start["fused_layers"] is False
+
+
+def test_training_status_says_how_many_layers_keep_what():
+    from playground.ui.training import progress_text
+
+    start = {"type": "start", "method": "qlora", "device": "cuda", "packing": True, "fused_layers": True}
+    text = progress_text([{**start, "kept_layers": 32, "kept_weights": 20}], {"state": "running"})
+    assert "fused layers (32 keep their activations, 20 their weights too)" in text
+    assert "fused layers (8 keep their activations)" in progress_text([{**start, "kept_layers": 8}], {})
+    assert "keep" not in progress_text([{**start, "kept_layers": 0}], {})

@@ -67,6 +67,11 @@ class TrainingConfig:
         "Llama/Mistral layers with their own recompute and hand-written backward (None = on under "
         "gradient checkpointing where they apply, unless torch_compile)",
     )
+    activation_memory_gb: float | None = _f(
+        None,
+        "GPU memory fused layers may fill with activations to skip their recompute (None = what is "
+        "free on a GPU after a margin for the rest of the step, 0 = recompute every layer)",
+    )
 
     # -- construction -------------------------------------------------------------------------
 
@@ -185,6 +190,11 @@ class TrainingConfig:
         need(self.max_length >= 8, f"max_length must be at least 8 tokens (got {self.max_length})")
         need(self.eval_every >= 0, f"eval_every must be 0 or more (got {self.eval_every})")
         need(self.save_every >= 0, f"save_every must be 0 or more (got {self.save_every})")
+        need(
+            self.activation_memory_gb is None or self.activation_memory_gb >= 0,
+            f"activation_memory_gb must be 0 (recompute every layer), more, or empty for auto "
+            f"(got {self.activation_memory_gb})",
+        )
         if self.output:
             need(
                 bool(_NAME_RE.match(self.output_name)),
@@ -227,9 +237,15 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             return int(float(value)) if isinstance(value, str) else int(value)
-        if kind == "float":
+        if kind in ("float", "float | None"):
             if isinstance(value, bool):
                 raise ValueError
+            if (
+                kind == "float | None"
+                and isinstance(value, str)
+                and value.strip().lower() in ("auto", "none", "")
+            ):
+                return None
             return float(value)
         if kind in ("bool | None", "bool"):
             if isinstance(value, str):

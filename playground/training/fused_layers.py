@@ -5,21 +5,27 @@ bitsandbytes Python code included) and then differentiates it op by op. With a f
 LoRA adapters the backward needs much less, and this module does only that:
 - a frozen weight needs no weight gradient, so a product's input is never needed to go back
   through it: down_proj's output is not recomputed (a fifth of a layer's arithmetic);
-- each 4-bit weight is dequantized once for the recompute and kept for the backward: two
-  dequantizations per pass instead of three;
+- a layer's 4-bit weights are dequantized by one kernel call (FlatWeights), once for the recompute
+  and kept for the backward: two dequantizations per pass instead of three;
 - q|k|v and gate|up each run as one product over their stacked weights (fewer kernel launches);
-- a packed row attends example by example (flash attention over [examples, longest, heads, dim])
-  instead of through a dense block-diagonal mask over the whole row;
-- the chain rule of the norms, rotary embedding and SiLU gate is written out, a few kernels each,
-  with no autograd graph to build.
-What a layer keeps between forward and backward is what checkpointing keeps: its input.
+- a packed row attends example by example instead of through a dense block-diagonal mask over the
+  whole row: on CUDA with varlen flash attention over the row as it lies, elsewhere with SDPA over
+  [examples, longest, heads, dim];
+- the chain rule of the norms, rotary embedding and SiLU gate is written out, a few kernels each
+  (torch's fused RMSNorm on CUDA), with no autograd graph to build.
+What a layer keeps between forward and backward is what checkpointing keeps, its input, unless
+it is one of the layers told to keep their activations (`install(model, kept_layers)`, sized to
+the GPU memory that is free by `kept_layers_for`): those save what the backward reads during the
+forward and skip the recompute, a third of a layer step's arithmetic. With memory to spare, they
+also keep their dequantized weights for the backward (`kept_weights`): one dequantization per step.
 
 It applies to Llama-type layers (Llama, Mistral and the presets built on them: pre-norm RMSNorm,
 rotary embedding, SiLU-gated MLP, no biases) under gradient checkpointing; anything else trains
 through autograd as before (`unsupported_reason` says why). LoRA math runs in fp32, as peft runs it.
 
-On an H100 a QLoRA step of a 7B model is bound by the host launching kernels about as much as by
-the GPU, so fewer ops per layer is what counts here (bench/fused_layer.py, bench/RESULTS.md).
+On an H100 a QLoRA step of a 7B model was bound by the host launching kernels as much as by the
+GPU, so fewer ops per layer is what counted here; with kept activations the GPU is now busy for
+about nine tenths of a step (bench/fused_layer.py, bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -87,6 +93,63 @@ def projection_of(module: Any) -> Projection | None:
     )
 
 
+# What a fused layer keeps from its forward for its backward, beyond its input.
+KEEP_INPUT, KEEP_ACTIVATIONS, KEEP_WEIGHTS = 0, 1, 2
+
+# Projections that read the same input run as one product over their stacked weights.
+QKV, OUT, GATE_UP, DOWN = ("q", "k", "v"), ("o",), ("gate", "up"), ("down",)
+STACKS = (QKV, OUT, GATE_UP, DOWN)
+
+
+class FlatWeights:
+    """A layer's 4-bit weights in one buffer, so that one kernel call dequantizes all seven.
+
+    Dequantizing weight by weight costs three kernels each (a nested 4-bit state first restores
+    its absmax) and a few dozen microseconds of host time per call, which at a QLoRA step's sizes
+    is more than the GPU spends on it. Blocks of 4-bit weights are independent, so dequantizing
+    the concatenation is the concatenation of the dequantized weights. The layer's own Params4bit
+    are re-pointed at views of the one buffer (the 4-bit data is not held twice); the absmax is
+    held restored, in fp32 (4 bytes per 64 weights: 0.4 GB for a 7B model)."""
+
+    def __init__(self, projections: list[Projection]) -> None:
+        states = [p.quant_state for p in projections]
+        first = states[0]
+        self.blocksize, self.quant_type = first.blocksize, first.quant_type
+        self.shapes = [tuple(s.shape) for s in states]
+        self.numel = sum(s.shape.numel() for s in states)
+        self.packed = torch.cat([p.base.weight.data.reshape(-1) for p in projections])
+        self.absmax = torch.cat([_restored_absmax(s) for s in states])
+        offset = 0
+        for p in projections:
+            n = p.base.weight.data.numel()
+            p.base.weight.data = self.packed[offset : offset + n].view(p.base.weight.data.shape)
+            offset += n
+
+    @staticmethod
+    def fits(projections: list[Projection]) -> bool:
+        states = [p.quant_state for p in projections]
+        if any(s is None for s in states) or states[0].quant_type not in ("nf4", "fp4"):
+            return False
+        same = {(s.blocksize, s.quant_type, p.base.weight.device) for s, p in zip(states, projections)}
+        return len(same) == 1 and all(s.shape.numel() % s.blocksize == 0 for s in states)
+
+    def dequantize(self, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+        """All of the layer's weights, flat, in PROJECTIONS order."""
+        out = torch.empty(self.numel, dtype=dtype, device=self.packed.device) if out is None else out
+        torch.ops.bitsandbytes.dequantize_4bit.out(
+            self.packed, self.absmax, self.blocksize, self.quant_type, [self.numel], dtype, out=out
+        )
+        return out
+
+
+def _restored_absmax(state: Any) -> torch.Tensor:
+    if not state.nested:
+        return state.absmax.float()
+    from bitsandbytes.functional import dequantize_blockwise
+
+    return (dequantize_blockwise(state.absmax, state.state2) + state.offset).float()
+
+
 @dataclass
 class LayerParts:
     """What the fused forward and backward read from one decoder layer."""
@@ -100,6 +163,21 @@ class LayerParts:
     kv_heads: int
     head_dim: int
     scaling: float
+    flat: FlatWeights | None = None  # set by install() when all seven weights are 4-bit alike
+
+    def weights(self, dtype: torch.dtype, keep: bool = False) -> dict[tuple[str, ...], torch.Tensor]:
+        """Each stack's frozen weights [outputs, in], all from one dequantization when the layer
+        has flat 4-bit weights; otherwise each stack is made when asked for (and with `keep`,
+        held for when it is asked for again)."""
+        if self.flat is None:
+            return _LazyWeights(self, dtype, keep)
+        flat, out, offset = self.flat.dequantize(dtype), {}, 0
+        for names in STACKS:
+            rows = sum(self.proj[n].base.out_features for n in names)
+            cols = self.proj[names[0]].base.in_features
+            out[names] = flat[offset : offset + rows * cols].view(rows, cols)
+            offset += rows * cols
+        return out
 
     def params(self) -> list[torch.nn.Parameter]:
         """The LoRA weights, in the order the backward returns their gradients."""
@@ -173,18 +251,72 @@ def unsupported_reason(model: Any, max_length: int) -> str | None:
     return None
 
 
-def install(model: Any) -> int:
+def install(model: Any, kept_layers: int = 0, kept_weights: int = 0) -> int:
     """Route each decoder layer's training forward through the fused layer. Returns how many.
 
-    Layers keep their own forward for evaluation and generation (no grad or eval mode)."""
+    The last `kept_layers` layers keep their activations from the forward instead of recomputing
+    them in the backward; the last `kept_weights` of those also keep their dequantized weights. Layers keep their own forward for evaluation and generation (no grad or
+    eval mode). Installing again replaces what an earlier install set."""
     inner, layers = _decoder(model)
     plans = _AttentionPlans()
-    for layer in layers:
+    for i, layer in enumerate(layers):
         parts = layer_parts(layer, inner.config)
+        projections = [parts.proj[name] for name in PROJECTIONS]
+        if FlatWeights.fits(projections):
+            flat = getattr(layer, "_fused_flat_weights", None) or FlatWeights(projections)
+            parts.flat = layer._fused_flat_weights = flat
+        original = layer.__dict__.get("forward")
+        if getattr(original, "func", None) is _forward:
+            original = original.args[2]
+        else:
+            original = layer.forward
         # The fused layer is its own checkpoint: autograd's would wrap (and re-run) it again.
         layer.gradient_checkpointing = False
-        layer.forward = functools.partial(_forward, layer, parts, layer.forward, plans)
+        from_end = len(layers) - i
+        kept = KEEP_WEIGHTS if from_end <= min(kept_weights, kept_layers) else int(from_end <= kept_layers)
+        layer.forward = functools.partial(_forward, layer, parts, original, plans, kept)
     return len(layers)
+
+
+def kept_bytes_per_token(model: Any) -> int:
+    """GPU memory that one decoder layer keeping its activations holds per token of a micro-batch
+    (an upper bound): norm statistics, LoRA inputs (fp32, and dropout masks), q/k/v and the attention output in
+    attention's layout, the residual after attention and the gate|up product."""
+    inner, layers = _decoder(model)
+    parts = layer_parts(layers[0], inner.config)
+    size = torch.finfo(parts.norm1.dtype).bits // 8
+    hidden, inter = parts.proj["q"].base.in_features, parts.proj["gate"].base.out_features
+    total = 2 * 4 + 4 * parts.heads * parts.head_dim * size + hidden * size + 2 * inter * size
+    for p in parts.proj.values():
+        if p.lora_a is not None:
+            total += p.base.in_features * (4 + (p.dropout > 0)) + p.lora_a.shape[0] * 4
+    return total
+
+
+def kept_weight_bytes(model: Any) -> int:
+    """GPU memory that one layer keeping its dequantized weights holds (0: its weights are not 4-bit,
+    there is nothing to keep)."""
+    inner, layers = _decoder(model)
+    parts = layer_parts(layers[0], inner.config)
+    if not FlatWeights.fits([parts.proj[name] for name in PROJECTIONS]):
+        return 0
+    size = torch.finfo(parts.norm1.dtype).bits // 8
+    return sum(p.base.in_features * p.base.out_features * size for p in parts.proj.values())
+
+
+def kept_layers_for(model: Any, budget_bytes: float, tokens: int) -> tuple[int, int]:
+    """How many layers can keep their activations for micro-batches of up to `tokens` tokens in
+    `budget_bytes` of memory, and how many of those their dequantized weights as well (activations
+    first: per byte they save far more time)."""
+    layers = _decoder(model)[1]
+    if budget_bytes <= 0 or tokens <= 0 or not layers:
+        return 0, 0
+    activations = kept_bytes_per_token(model) * tokens
+    kept = min(len(layers), int(budget_bytes // activations))
+    weights = kept_weight_bytes(model)
+    if kept < len(layers) or not weights:
+        return kept, 0
+    return kept, min(kept, int((budget_bytes - kept * activations) // weights))
 
 
 def installed(model: Any) -> bool:
@@ -194,11 +326,22 @@ def installed(model: Any) -> bool:
     )
 
 
+def kept_layers(model: Any) -> tuple[int, int]:
+    """How many fused layers keep their activations, and how many their weights too (see `install`)."""
+    kept = [
+        layer.__dict__["forward"].args[4]
+        for layer in _decoder(model)[1]
+        if getattr(layer.__dict__.get("forward"), "func", None) is _forward
+    ]
+    return sum(k >= KEEP_ACTIVATIONS for k in kept), sum(k >= KEEP_WEIGHTS for k in kept)
+
+
 def _forward(
     layer: Any,
     parts: LayerParts,
     original: Any,
     plans: _AttentionPlans,
+    kept: int,
     hidden_states: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     position_ids: torch.Tensor | None = None,
@@ -222,10 +365,10 @@ def _forward(
             **kwargs,
         )
     cos, sin = position_embeddings
-    plan = plans.plan(hidden_states, attention_mask, position_ids)
+    plan = plans.plan(hidden_states, attention_mask, position_ids, parts.head_dim)
     # Dropout masks come from a generator seeded here, so the backward's recompute draws the same ones.
     seed = int(torch.randint(0, 2**62, (1,))) if parts.dropout else 0
-    return _FusedLayer.apply(parts, plan, seed, hidden_states, cos, sin, *parts.params())
+    return _FusedLayer.apply(parts, plan, seed, kept, hidden_states, cos, sin, *parts.params())
 
 
 # -- attention -------------------------------------------------------------------------------
@@ -236,6 +379,22 @@ class _AttentionPlan:
     mask: torch.Tensor | None = None
     gather: torch.Tensor | None = None  # [examples, longest]: row positions, the last one repeated
     scatter: torch.Tensor | None = None  # [tokens]: where each row position sits in the gathered layout
+    starts: torch.Tensor | None = None  # int32 [examples + 1]: where each example starts, then the end
+    longest: int = 0
+
+    @property
+    def varlen(self) -> bool:
+        """Flash attention over the packed row as it lies (CUDA): no gather, no scatter."""
+        return self.starts is not None
+
+
+def _varlen_flash(hidden: torch.Tensor, head_dim: int) -> bool:
+    return (
+        hidden.is_cuda
+        and hidden.dtype in (torch.float16, torch.bfloat16)
+        and head_dim <= 256
+        and torch.cuda.get_device_capability(hidden.device) >= (8, 0)
+    )
 
 
 class _AttentionPlans:
@@ -246,7 +405,11 @@ class _AttentionPlans:
         self._plan = _AttentionPlan()
 
     def plan(
-        self, hidden: torch.Tensor, mask: torch.Tensor | None, position_ids: torch.Tensor | None
+        self,
+        hidden: torch.Tensor,
+        mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        head_dim: int = 0,
     ) -> _AttentionPlan:
         batch, tokens = hidden.shape[:2]
         if batch != 1 or position_ids is None:
@@ -259,6 +422,10 @@ class _AttentionPlans:
             return self._plan  # one sequence (or not a packed row): the mask as transformers built it
         ends = starts[1:] + [tokens]
         longest = max(e - s for s, e in zip(starts, ends))
+        if _varlen_flash(hidden, head_dim):
+            bounds = torch.tensor([*starts, tokens], dtype=torch.int32, device=hidden.device)
+            self._plan = _AttentionPlan(starts=bounds, longest=longest)
+            return self._plan
         gather = [[min(s + j, e - 1) for j in range(longest)] for s, e in zip(starts, ends)]
         scatter = [i * longest + j for i, (s, e) in enumerate(zip(starts, ends)) for j in range(e - s)]
         device = hidden.device
@@ -318,8 +485,16 @@ def _sdpa(
 # -- the elementwise pieces and their chain rules -----------------------------------------------
 
 
+def _fused_rms_norm(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    # torch's one-kernel RMSNorm on CUDA (fp32 inside, one rounding at the end; transformers rounds
+    # twice). Its backward has no CPU kernel: CPU runs the ops written out below.
+    return x.is_cuda and hasattr(torch.ops.aten, "_fused_rms_norm") and weight.dtype == x.dtype
+
+
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """transformers' RMSNorm (fp32 statistics, weight applied in the input dtype) and 1/rms."""
+    """RMSNorm (fp32 statistics) and 1/rms."""
+    if _fused_rms_norm(x, weight):
+        return torch.ops.aten._fused_rms_norm(x, [x.shape[-1]], weight, eps)
     xf = x.float()
     rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     return weight * (xf * rstd).to(x.dtype), rstd
@@ -328,6 +503,8 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.
 def _rms_norm_backward(
     grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor
 ) -> torch.Tensor:
+    if _fused_rms_norm(x, weight):
+        return torch.ops.aten._fused_rms_norm_backward(grad, x, [x.shape[-1]], rstd, weight, [True, False])[0]
     g = grad.float() * weight.float()
     normed = x.float() * rstd
     return (rstd * (g - normed * (g * normed).mean(-1, keepdim=True))).to(x.dtype)
@@ -359,25 +536,24 @@ def _silu_mul_backward(
 
 
 class _Masks:
-    """Dropout keep-masks (0/1) drawn in a fixed order from one seed."""
+    """Dropout keep-masks (bool) drawn in a fixed order from one seed."""
 
     def __init__(self, seed: int, device: torch.device) -> None:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
 
     def draw(self, like: torch.Tensor, p: float) -> torch.Tensor:
-        return torch.empty_like(like).bernoulli_(1 - p, generator=self.generator)
+        return torch.empty(like.shape, dtype=torch.bool, device=like.device).bernoulli_(
+            1 - p, generator=self.generator
+        )
 
 
 @dataclass
 class _LoraInput:
-    x: torch.Tensor  # the dropped-out fp32 input
+    x: torch.Tensor  # the fp32 input with dropped-out entries zeroed (not yet scaled by 1 / (1 - p))
     mask: torch.Tensor | None
-    xa: torch.Tensor  # x @ A^T, times the LoRA scale
-
-
-# Projections that read the same input run as one product over their stacked weights.
-QKV, OUT, GATE_UP, DOWN = ("q", "k", "v"), ("o",), ("gate", "up"), ("down",)
+    xa: torch.Tensor  # dropout(x) @ A^T, times the LoRA scale
+    keep_scale: float = 1.0  # 1 / (1 - p): dropout's scale, applied to the small [tokens, r] side
 
 
 def _slices(parts: LayerParts, names: tuple[str, ...]) -> list[tuple[str, Projection, slice]]:
@@ -388,6 +564,20 @@ def _slices(parts: LayerParts, names: tuple[str, ...]) -> list[tuple[str, Projec
         out.append((name, p, slice(row, row + p.base.out_features)))
         row += p.base.out_features
     return out
+
+
+class _LazyWeights(dict):
+    """Stacked weights made on first use (float weights, or 4-bit ones that are not alike)."""
+
+    def __init__(self, parts: LayerParts, dtype: torch.dtype, keep: bool) -> None:
+        super().__init__()
+        self.parts, self.dtype, self.keep = parts, dtype, keep
+
+    def __missing__(self, names: tuple[str, ...]) -> torch.Tensor:
+        weight = _stacked_weight(self.parts, names, self.dtype)
+        if self.keep:
+            self[names] = weight
+        return weight
 
 
 def _stacked_weight(parts: LayerParts, names: tuple[str, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -414,16 +604,29 @@ def _project(
     masks: _Masks | None,
     saved: dict[str, _LoraInput | None],
 ) -> torch.Tensor:
-    """x through the stacked projections `names`, each LoRA added to its own slice of the output."""
+    """x through the stacked projections `names`, each LoRA added to its own slice of the output.
+
+    Dropout's 1 / (1 - p) is applied to x @ A^T, a [tokens, r] tensor, rather than to x itself:
+    the same product, one fewer pass over the widest fp32 tensor of the layer."""
     y = F.linear(x, weight)
+    plain = None  # x in fp32, shared by the LoRAs of this stack that have no dropout
     for name, p, cols in _slices(parts, names):
         saved[name] = None
-        if p.lora_a is not None:
-            mask = masks.draw(x, p.dropout) if p.dropout > 0 else None
-            xf = x.float() if mask is None else x.float() * mask * (1 / (1 - p.dropout))
-            xa = F.linear(xf, p.lora_a) * p.scale
-            y[..., cols] += F.linear(xa, p.lora_b).to(y.dtype)
-            saved[name] = _LoraInput(xf, mask, xa)
+        if p.lora_a is None:
+            continue
+        if p.dropout > 0:
+            mask = masks.draw(x, p.dropout)
+            if torch.is_grad_enabled():  # out= cannot be differentiated (the tests' reference runs)
+                xf = x.float() * mask
+            else:
+                xf = torch.mul(x, mask, out=torch.empty(x.shape, dtype=torch.float32, device=x.device))
+            keep_scale = 1 / (1 - p.dropout)
+        else:
+            mask, keep_scale = None, 1.0
+            xf = plain = x.float() if plain is None else plain
+        xa = F.linear(xf, p.lora_a) * (p.scale * keep_scale)
+        y[..., cols] += F.linear(xa, p.lora_b)  # fp32 into the bf16 output: one rounding
+        saved[name] = _LoraInput(xf, mask, xa, keep_scale)
     return y
 
 
@@ -444,13 +647,13 @@ def _project_backward(
             continue
         g = grad[..., cols].float().reshape(-1, p.base.out_features)
         grads[id(p.lora_b)] = g.t() @ lora.xa.reshape(-1, lora.xa.shape[-1])
-        gb = (g @ p.lora_b) * p.scale
+        gb = (g @ p.lora_b) * (p.scale * lora.keep_scale)
         grads[id(p.lora_a)] = gb.t() @ lora.x.reshape(-1, lora.x.shape[-1])
         if input_grad:
             lora_dx = (gb @ p.lora_a).view(dx.shape)
             if lora.mask is not None:
-                lora_dx = lora_dx * lora.mask * (1 / (1 - p.dropout))
-            dx = dx + lora_dx.to(dx.dtype)
+                lora_dx.mul_(lora.mask)
+            dx.add_(lora_dx)
     return dx
 
 
@@ -462,36 +665,57 @@ def _run(
     cos: torch.Tensor,
     sin: torch.Tensor,
     keep: dict[str, Any] | None = None,
+    output: bool = True,
+    keep_weights: bool = False,
 ) -> torch.Tensor:
     """The layer's forward. With `keep`, it also records there what the backward needs (and the
-    dequantized weights), and runs attention under autograd so its backward can be asked for."""
+    dequantized weights, if `keep_weights`). A recompute (output=False) always keeps the weights,
+    and skips what only the layer's output needs."""
     dtype, (batch, tokens) = x.dtype, x.shape[:2]
     heads, kv_heads, dim = parts.heads, parts.kv_heads, parts.head_dim
     masks = _Masks(seed, x.device) if parts.dropout else None
-    weights: dict[tuple[str, ...], torch.Tensor] = {}
+    # A recompute keeps its weights for the backward; otherwise each is freed after its product.
+    keep_weights = keep is not None and (keep_weights or not output)
+    weights = parts.weights(dtype, keep=keep_weights)
     saved: dict[str, _LoraInput | None] = {}
 
     def project(names: tuple[str, ...], inp: torch.Tensor) -> torch.Tensor:
-        weight = _stacked_weight(parts, names, dtype)
-        if keep is not None:
-            weights[names] = weight  # forward only: each dequantized weight is freed after its product
-        return _project(parts, names, inp, weight, masks, saved)
+        return _project(parts, names, inp, weights[names], masks, saved)
 
     n1, rstd1 = _rms_norm(x, parts.norm1, parts.eps1)
     qkv = project(QKV, n1)
     cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
     qk = _rope(qkv[..., : (heads + kv_heads) * dim].view(batch, tokens, heads + kv_heads, dim), cos, sin)
     v = qkv[..., (heads + kv_heads) * dim :].view(batch, tokens, kv_heads, dim)
-    q, k, v = (_to_sdpa(t, parts, plan) for t in (qk[:, :, :heads], qk[:, :, heads:], v))
-    if keep is None:
-        attn = _sdpa(q, k, v, parts, plan)
+    if plan.varlen:
+        # A copy of v, so that a layer keeping its activations does not keep all of q|k|v as well.
+        q, k, v = qk[0, :, :heads], qk[0, :, heads:], v[0].contiguous()
+        attn, lse, rng, unused, _ = torch.ops.aten._flash_attention_forward(
+            q,
+            k,
+            v,
+            plan.starts,
+            plan.starts,
+            plan.longest,
+            plan.longest,
+            0.0,
+            True,
+            False,
+            scale=parts.scaling,
+        )
+        if keep is not None:
+            keep.update(flash=(q, k, v, attn, lse, rng, unused))
+    elif keep is None:
+        q, k, v = (_to_sdpa(t, parts, plan) for t in (qk[:, :, :heads], qk[:, :, heads:], v))
+        attn = _from_sdpa(_sdpa(q, k, v, parts, plan), parts, plan, heads)
     else:
+        q, k, v = (_to_sdpa(t, parts, plan) for t in (qk[:, :, :heads], qk[:, :, heads:], v))
         with torch.enable_grad():
             leaves = [t.detach().requires_grad_() for t in (q, k, v)]
             attn = _sdpa(*leaves, parts, plan)
         keep.update(attn=attn, leaves=leaves)
-        attn = attn.detach()
-    attn = _from_sdpa(attn, parts, plan, heads).reshape(batch, tokens, -1)
+        attn = _from_sdpa(attn.detach(), parts, plan, heads)
+    attn = attn.reshape(batch, tokens, -1)
     h = x + project(OUT, attn)
     n2, rstd2 = _rms_norm(h, parts.norm2, parts.eps2)
     gate_up = project(GATE_UP, n2)
@@ -499,9 +723,17 @@ def _run(
     act = _silu_mul(gate, up)
     if keep is not None:
         keep.update(
-            weights=weights, saved=saved, rstd1=rstd1, h=h, rstd2=rstd2, gate=gate, up=up, cos=cos, sin=sin
+            weights=weights if keep_weights else None,
+            saved=saved,
+            rstd1=rstd1,
+            h=h,
+            rstd2=rstd2,
+            gate=gate,
+            up=up,
+            cos=cos,
+            sin=sin,
         )
-        if parts.proj["down"].lora_a is None:
+        if not output and parts.proj["down"].lora_a is None:
             return x  # nothing in the backward needs down_proj's output: skip it and its dequantization
     return h + project(DOWN, act)
 
@@ -513,32 +745,39 @@ class _FusedLayer(torch.autograd.Function):
         parts: LayerParts,
         plan: _AttentionPlan,
         seed: int,
+        kept: int,
         x: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
         *params: torch.Tensor,
     ) -> torch.Tensor:
-        ctx.parts, ctx.plan, ctx.seed = parts, plan, seed
+        ctx.parts, ctx.plan, ctx.seed, ctx.keep = parts, plan, seed, None
         ctx.save_for_backward(x, cos, sin)
         with torch.no_grad():
-            return _run(parts, plan, seed, x, cos, sin)
+            if kept == KEEP_INPUT:
+                return _run(parts, plan, seed, x, cos, sin)
+            ctx.keep = {}
+            return _run(parts, plan, seed, x, cos, sin, keep=ctx.keep, keep_weights=kept >= KEEP_WEIGHTS)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         parts: LayerParts = ctx.parts
         x, cos, sin = ctx.saved_tensors
-        keep: dict[str, Any] = {}
-        _run(parts, ctx.plan, ctx.seed, x, cos, sin, keep=keep)
-        w, saved = keep["weights"], keep["saved"]
+        keep, ctx.keep = ctx.keep, None  # let go of the activations as the backward uses them up
+        if keep is None:
+            keep = {}
+            _run(parts, ctx.plan, ctx.seed, x, cos, sin, keep=keep, output=False)
+        w, saved = keep["weights"] or parts.weights(x.dtype), keep["saved"]
         grads: dict[int, torch.Tensor] = {}
 
+        def weight(names: tuple[str, ...]) -> torch.Tensor:
+            return w.pop(names) if names in w else w[names]  # let go of each stack after use
+
         # MLP: out = h + down(silu(gate) * up)
-        w_down = w[DOWN] if DOWN in w else _stacked_weight(parts, DOWN, x.dtype)
-        d_act = _project_backward(parts, DOWN, grad_out, w_down, saved, grads)
-        del w_down
+        d_act = _project_backward(parts, DOWN, grad_out, weight(DOWN), saved, grads)
         d_gate_up = torch.cat(_silu_mul_backward(d_act, keep["gate"], keep["up"]), dim=-1)
         del d_act
-        d_n2 = _project_backward(parts, GATE_UP, d_gate_up, w[GATE_UP], saved, grads)
+        d_n2 = _project_backward(parts, GATE_UP, d_gate_up, weight(GATE_UP), saved, grads)
         del d_gate_up
         d_h = grad_out + _rms_norm_backward(d_n2, keep["h"], parts.norm2, keep["rstd2"])
         del d_n2
@@ -546,17 +785,25 @@ class _FusedLayer(torch.autograd.Function):
         # Attention: h = x + o(attention(rope(q(n1)), rope(k(n1)), v(n1)))
         batch, tokens = x.shape[:2]
         plan = ctx.plan
-        d_attn = _project_backward(parts, OUT, d_h, w[OUT], saved, grads)
-        d_attn = _grad_to_sdpa(d_attn.view(batch, tokens, parts.heads, parts.head_dim), plan)
-        dq, dk, dv = torch.autograd.grad(keep["attn"], keep["leaves"], d_attn)
-        d_qk = torch.cat(
-            [_from_sdpa(dq, parts, plan, parts.heads), _from_sdpa(dk, parts, plan, parts.kv_heads)], 2
-        )
+        d_attn = _project_backward(parts, OUT, d_h, weight(OUT), saved, grads)
+        d_attn = d_attn.view(batch, tokens, parts.heads, parts.head_dim)
+        if plan.varlen:
+            q, k, v, out, lse, rng, unused = keep["flash"]
+            dq, dk, dv = torch.ops.aten._flash_attention_backward(
+                d_attn[0], q, k, v, out, lse, plan.starts, plan.starts, plan.longest, plan.longest,
+                0.0, True, rng, unused, scale=parts.scaling,
+            )  # fmt: skip
+            d_qk, dv = torch.cat([dq, dk], 1).unsqueeze(0), dv.unsqueeze(0)
+        else:
+            dq, dk, dv = torch.autograd.grad(keep["attn"], keep["leaves"], _grad_to_sdpa(d_attn, plan))
+            d_qk = torch.cat(
+                [_from_sdpa(dq, parts, plan, parts.heads), _from_sdpa(dk, parts, plan, parts.kv_heads)], 2
+            )
+            dv = _from_sdpa(dv, parts, plan, parts.kv_heads)
         d_qk = _rope_backward(d_qk, keep["cos"], keep["sin"])
-        dv = _from_sdpa(dv, parts, plan, parts.kv_heads)
         d_qkv = torch.cat([d_qk.reshape(batch, tokens, -1), dv.reshape(batch, tokens, -1)], dim=-1)
-        need_x = ctx.needs_input_grad[3]
-        d_n1 = _project_backward(parts, QKV, d_qkv, w[QKV], saved, grads, need_x)
+        need_x = ctx.needs_input_grad[4]
+        d_n1 = _project_backward(parts, QKV, d_qkv, weight(QKV), saved, grads, need_x)
         d_x = d_h + _rms_norm_backward(d_n1, x, parts.norm1, keep["rstd1"]) if need_x else None
         param_grads = [grads.get(id(p)) for p in parts.params()]
-        return (None, None, None, d_x, None, None, *param_grads)
+        return (None, None, None, None, d_x, None, None, *param_grads)

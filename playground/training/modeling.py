@@ -257,7 +257,7 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
     if use_fused_layers(model, config, checkpointing, base.name):
         from playground.training import fused_layers
 
-        fused_layers.install(model)
+        fused_layers.install(model, *kept_layers(model, config, base.device))
     elif config.torch_compile:
         compile_layers(model)
     model.train()
@@ -282,6 +282,28 @@ def use_fused_layers(model: Any, config: TrainingConfig, checkpointing: bool, na
     if reason is not None and wanted:
         raise PlaygroundError(f"fused_layers cannot train {name}: {reason}. Leave fused_layers on auto.")
     return reason is None
+
+
+def kept_layers(model: Any, config: TrainingConfig, device: str) -> tuple[int, int]:
+    """How many fused layers keep their activations instead of recomputing them, and how many of
+    those their dequantized weights too (fused_layers.kept_layers_for): as many as fit in
+    `activation_memory_gb`, or on auto in the GPU memory that is free now, less a margin for the
+    rest of a step (logits and the LM head's gradient, one layer's working tensors, the allocator's
+    slack). Auto keeps none off CUDA, where host memory is shared with everything else."""
+    import torch
+
+    from playground.training import fused_layers
+
+    tokens = config.micro_batch * config.max_length
+    if config.activation_memory_gb is not None:
+        return fused_layers.kept_layers_for(model, config.activation_memory_gb * 2**30, tokens)
+    if device != "cuda" or not torch.cuda.is_available():
+        return 0, 0
+    gpu = next(p for p in model.parameters() if p.is_cuda).device
+    free, total = torch.cuda.mem_get_info(gpu)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    margin = 0.1 * total + 2 * 2**30 + tokens * inner.config.vocab_size * 12
+    return fused_layers.kept_layers_for(model, free - margin, tokens)
 
 
 def training_attention(device: str) -> contextlib.AbstractContextManager:

@@ -221,7 +221,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def _loop(self, data: TrainingData, base: Base) -> TrainResult:
-        from playground.training.fused_layers import installed
+        from playground.training.fused_layers import installed, kept_layers
 
         s, checkpoint = self._setup(data, base)
         cfg, state = self.config, s.state
@@ -238,6 +238,8 @@ class Trainer:
                 "method": base.method,
                 "packing": s.packing,
                 "fused_layers": installed(s.model),
+                "kept_layers": kept_layers(s.model)[0],
+                "kept_weights": kept_layers(s.model)[1],
                 "gpus": self.ranks.world,
                 "device": base.device,
                 "template": s.template.name,

@@ -84,6 +84,7 @@ FORM_FIELDS = [
     "packing",
     "torch_compile",
     "fused_layers",
+    "activation_memory_gb",
 ]
 
 
@@ -112,6 +113,10 @@ def curves_figure(events: list[dict[str, Any]], title: str = "") -> go.Figure:
     return fig
 
 
+def _blank_if_none(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
     start = next((e for e in reversed(events) if e.get("type") == "start"), {})
     last = next((e for e in reversed(events) if e.get("type") == "step"), None)
@@ -133,6 +138,9 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
             + (f" × {gpus} (data parallel)" if gpus > 1 else "")
             + f" · {'packed' if start.get('packing') else 'padded'} batches"
             + (" · fused layers" if start.get("fused_layers") else "")
+            + (f" ({start['kept_layers']} keep their activations" if start.get("kept_layers") else "")
+            + (f", {start['kept_weights']} their weights too" if start.get("kept_weights") else "")
+            + (")" if start.get("kept_layers") else "")
         )
     if start.get("notes"):
         lines += [f"- {n}" for n in start["notes"]]
@@ -254,6 +262,14 @@ def build_training_tab(ctx: AppContext) -> None:
                     defaults["fused_layers"] is not False,
                     label="Fused layers (own recompute and backward; QLoRA on Llama/Mistral)",
                 )
+                # A textbox, not a Number: a Number shows (and sends) 0 when empty, and empty means auto.
+                activation_memory_gb = gr.Textbox(
+                    _blank_if_none(defaults["activation_memory_gb"]),
+                    label="Activation memory, GB (fused layers skip recompute within it; empty = "
+                    "what the GPU has free, 0 = recompute all)",
+                    placeholder="auto",
+                    elem_id="train-activation-memory",
+                )
     form = [
         first_n,
         eval_size,
@@ -277,6 +293,7 @@ def build_training_tab(ctx: AppContext) -> None:
         packing,
         torch_compile,
         fused_layers,
+        activation_memory_gb,
     ]
 
     with gr.Row():
@@ -337,6 +354,9 @@ def build_training_tab(ctx: AppContext) -> None:
         fields["packing"] = None if fields["packing"] else False
         fields["torch_compile"] = bool(fields["torch_compile"])
         fields["fused_layers"] = None if fields["fused_layers"] else False
+        fields["activation_memory_gb"] = TrainingConfig.from_dict(
+            {"activation_memory_gb": fields["activation_memory_gb"]}
+        ).activation_memory_gb
         return TrainingConfig(
             model=model_name.strip(),
             data=str(data_path),
@@ -353,6 +373,7 @@ def build_training_tab(ctx: AppContext) -> None:
         values = {**TrainingConfig().to_dict(), **PRESETS[name]}
         values["packing"] = values["packing"] is not False
         values["fused_layers"] = values["fused_layers"] is not False
+        values["activation_memory_gb"] = _blank_if_none(values["activation_memory_gb"])
         return [gr.update(value=values[f]) for f in FORM_FIELDS]
 
     preset.change(apply_preset, preset, form, queue=False)
