@@ -69,8 +69,9 @@ class TrainingConfig:
     )
     activation_memory_gb: float | None = _f(
         None,
-        "GPU memory fused layers may fill with activations to skip their recompute (None = what is "
-        "free on a GPU after a margin for the rest of the step, 0 = recompute every layer)",
+        "GPU memory fused layers may fill with activations (then dequantized weights) to skip their "
+        "recompute (None = what is free on a GPU after a margin for the rest of the step, 0 = recompute "
+        "every layer)",
     )
 
     # -- construction -------------------------------------------------------------------------

@@ -257,7 +257,7 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
     if use_fused_layers(model, config, checkpointing, base.name):
         from playground.training import fused_layers
 
-        fused_layers.install(model, *kept_layers(model, config, base.device))
+        fused_layers.install(model, *choose_kept_layers(model, config, base.device))
     elif config.torch_compile:
         compile_layers(model)
     model.train()
@@ -284,7 +284,7 @@ def use_fused_layers(model: Any, config: TrainingConfig, checkpointing: bool, na
     return reason is None
 
 
-def kept_layers(model: Any, config: TrainingConfig, device: str) -> tuple[int, int]:
+def choose_kept_layers(model: Any, config: TrainingConfig, device: str) -> tuple[int, int]:
     """How many fused layers keep their activations instead of recomputing them, and how many of
     those their dequantized weights too (fused_layers.kept_layers_for): as many as fit in
     `activation_memory_gb`, or on auto in the GPU memory that is free now, less a margin for the

@@ -225,6 +225,7 @@ class Trainer:
 
         s, checkpoint = self._setup(data, base)
         cfg, state = self.config, s.state
+        kept, kept_weights = kept_layers(s.model)
         self.on_event(
             {
                 "type": "start",
@@ -238,8 +239,8 @@ class Trainer:
                 "method": base.method,
                 "packing": s.packing,
                 "fused_layers": installed(s.model),
-                "kept_layers": kept_layers(s.model)[0],
-                "kept_weights": kept_layers(s.model)[1],
+                "kept_layers": kept,
+                "kept_weights": kept_weights,
                 "gpus": self.ranks.world,
                 "device": base.device,
                 "template": s.template.name,
