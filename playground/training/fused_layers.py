@@ -56,12 +56,12 @@ class Projection:
         """bitsandbytes' state of a 4-bit weight (None: a float weight)."""
         return getattr(self.base.weight, "quant_state", None)
 
-    def weight(self, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The frozen weight [out, in] in `dtype`, dequantized if it is 4-bit (into `out` if given)."""
+    def weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The frozen weight [out, in] in `dtype`, dequantized if it is 4-bit."""
         if self.quant_state is not None:
             from bitsandbytes.functional import dequantize_4bit
 
-            return dequantize_4bit(self.base.weight.data, self.quant_state, out=out).to(dtype)
+            return dequantize_4bit(self.base.weight.data, self.quant_state).to(dtype)
         return self.base.weight.to(dtype)
 
 
@@ -115,7 +115,6 @@ class FlatWeights:
         states = [p.quant_state for p in projections]
         first = states[0]
         self.blocksize, self.quant_type = first.blocksize, first.quant_type
-        self.shapes = [tuple(s.shape) for s in states]
         self.numel = sum(s.shape.numel() for s in states)
         self.packed = torch.cat([p.base.weight.data.reshape(-1) for p in projections])
         self.absmax = torch.cat([_restored_absmax(s) for s in states])
@@ -278,13 +277,18 @@ def install(model: Any, kept_layers: int = 0, kept_weights: int = 0) -> int:
     return len(layers)
 
 
+def _first_layer(model: Any) -> tuple[LayerParts, int]:
+    """The first decoder layer's parts (all layers have the same shape) and its bytes per element."""
+    inner, layers = _decoder(model)
+    parts = layer_parts(layers[0], inner.config)
+    return parts, torch.finfo(parts.norm1.dtype).bits // 8
+
+
 def kept_bytes_per_token(model: Any) -> int:
     """GPU memory that one decoder layer keeping its activations holds per token of a micro-batch
     (an upper bound): norm statistics, LoRA inputs (fp32, and dropout masks), q/k/v and the attention output in
     attention's layout, the residual after attention and the gate|up product."""
-    inner, layers = _decoder(model)
-    parts = layer_parts(layers[0], inner.config)
-    size = torch.finfo(parts.norm1.dtype).bits // 8
+    parts, size = _first_layer(model)
     hidden, inter = parts.proj["q"].base.in_features, parts.proj["gate"].base.out_features
     total = 2 * 4 + 4 * parts.heads * parts.head_dim * size + hidden * size + 2 * inter * size
     for p in parts.proj.values():
@@ -294,13 +298,11 @@ def kept_bytes_per_token(model: Any) -> int:
 
 
 def kept_weight_bytes(model: Any) -> int:
-    """GPU memory that one layer keeping its dequantized weights holds (0: its weights are not 4-bit,
-    there is nothing to keep)."""
-    inner, layers = _decoder(model)
-    parts = layer_parts(layers[0], inner.config)
+    """GPU memory that one layer keeping its dequantized weights holds (0: they are not 4-bit weights
+    of one kind, which are what the budget plans for)."""
+    parts, size = _first_layer(model)
     if not FlatWeights.fits([parts.proj[name] for name in PROJECTIONS]):
         return 0
-    size = torch.finfo(parts.norm1.dtype).bits // 8
     return sum(p.base.in_features * p.base.out_features * size for p in parts.proj.values())
 
 
@@ -581,19 +583,9 @@ class _LazyWeights(dict):
 
 
 def _stacked_weight(parts: LayerParts, names: tuple[str, ...], dtype: torch.dtype) -> torch.Tensor:
-    """The frozen weights of `names` as one [outputs, in] matrix (4-bit ones dequantized in place)."""
+    """The frozen weights of `names` as one [outputs, in] matrix."""
     projs = [parts.proj[name] for name in names]
-    if len(projs) == 1:
-        return projs[0].weight(dtype)
-    if any(p.quant_state is None or p.quant_state.dtype != dtype for p in projs):
-        return torch.cat([p.weight(dtype) for p in projs])
-    base = projs[0].base
-    stacked = torch.empty(
-        sum(p.base.out_features for p in projs), base.in_features, dtype=dtype, device=base.weight.device
-    )
-    for _, p, rows in _slices(parts, names):
-        p.weight(dtype, out=stacked[rows])
-    return stacked
+    return projs[0].weight(dtype) if len(projs) == 1 else torch.cat([p.weight(dtype) for p in projs])
 
 
 def _project(
