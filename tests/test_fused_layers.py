@@ -147,6 +147,8 @@ def test_kept_layers_fit_the_activation_budget(tiny_llama):
         TrainingConfig(model=str(tiny_llama), activation_memory_gb=-1).validate()
     assert TrainingConfig.from_dict({"activation_memory_gb": "auto"}).activation_memory_gb is None
     assert TrainingConfig.from_dict({"activation_memory_gb": "2.5"}).activation_memory_gb == 2.5
+    with pytest.raises(PlaygroundError, match=r"'lots' is not a valid number \(or empty for auto\)"):
+        TrainingConfig.from_dict({"activation_memory_gb": "lots"})
 
 
 def test_fused_layers_step_aside_where_they_do_not_apply(tiny_mistral, tiny_llama, tmp_path):

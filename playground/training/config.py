@@ -264,5 +264,6 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
         if kind == "str | None" or kind == "str":
             return str(value)
     except (TypeError, ValueError):
-        raise PlaygroundError(f"Training setting {name}: {value!r} is not a valid {kind}.") from None
+        wanted = kind.replace(" | None", " (or empty for auto)").replace("float", "number")
+        raise PlaygroundError(f"Training setting {name}: {value!r} is not a valid {wanted}.") from None
     return value
