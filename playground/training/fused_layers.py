@@ -21,7 +21,8 @@ also keep their dequantized weights for the backward (`kept_weights`): one dequa
 
 It applies to Llama-type layers (Llama, Mistral and the presets built on them: pre-norm RMSNorm,
 rotary embedding, SiLU-gated MLP, no biases) under gradient checkpointing; anything else trains
-through autograd as before (`unsupported_reason` says why). LoRA math runs in fp32, as peft runs it.
+through autograd as before (`unsupported_reason` says why). LoRA math runs in fp32, as peft runs it
+(on a bf16 base as sums of bf16 tensor-core products that agree with fp32 ones to about 1e-5).
 
 On an H100 a QLoRA step of a 7B model was bound by the host launching kernels as much as by the
 GPU, so fewer ops per layer is what counted here; with kept activations the GPU is now busy for
@@ -286,14 +287,19 @@ def _first_layer(model: Any) -> tuple[LayerParts, int]:
 
 def kept_bytes_per_token(model: Any) -> int:
     """GPU memory that one decoder layer keeping its activations holds per token of a micro-batch
-    (an upper bound): norm statistics, LoRA inputs (fp32, and dropout masks), q/k/v and the attention output in
+    (an upper bound): norm statistics, LoRA inputs (and dropout masks), q/k/v and the attention output in
     attention's layout, the residual after attention and the gate|up product."""
     parts, size = _first_layer(model)
     hidden, inter = parts.proj["q"].base.in_features, parts.proj["gate"].base.out_features
     total = 2 * 4 + 4 * parts.heads * parts.head_dim * size + hidden * size + 2 * inter * size
     for p in parts.proj.values():
-        if p.lora_a is not None:
-            total += p.base.in_features * (4 + (p.dropout > 0)) + p.lora_a.shape[0] * 4
+        if p.lora_a is None:
+            continue
+        r = p.lora_a.shape[0]
+        if _bf16_pairs(parts.norm1, p):  # bf16 input, x @ A^T as three bf16 blocks
+            total += p.base.in_features * (2 + (p.dropout > 0)) + 3 * r * 2
+        else:  # fp32 input and x @ A^T
+            total += p.base.in_features * (4 + (p.dropout > 0)) + r * 4
     return total
 
 
@@ -512,29 +518,40 @@ def _rms_norm_backward(
     return (rstd * (g - normed * (g * normed).mean(-1, keepdim=True))).to(x.dtype)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    return x * cos + _rotate_half(x) * sin
+    """x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1], without materialising rotate_half."""
+    half = x.shape[-1] // 2
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
+    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
+    return out
 
 
-def _rope_backward(grad: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # rotate_half is a signed permutation P with P^T = -P.
-    return grad * cos - _rotate_half(grad * sin)
+def _rope_backward(
+    grad: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    # rotate_half is a signed permutation P with P^T = -P: d = g * cos + [g2 * sin2, -g1 * sin1].
+    half = grad.shape[-1] // 2
+    d = torch.mul(grad, cos) if out is None else torch.mul(grad, cos, out=out)
+    d[..., :half].addcmul_(grad[..., half:], sin[..., half:])
+    d[..., half:].addcmul_(grad[..., :half], sin[..., :half], value=-1)
+    return d
 
 
 def _silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
-def _silu_mul_backward(
-    grad: torch.Tensor, gate: torch.Tensor, up: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    # Autograd's own steps (and kernels) for silu(gate) * up, so the numbers are its numbers.
-    return torch.ops.aten.silu_backward(grad * up, gate), grad * F.silu(gate)
+def _silu_mul_backward(grad: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """The gradient of silu(gate) * up as [d_gate | d_up], written in place of a concatenation.
+    Autograd's own steps (and kernels), so the numbers are its numbers."""
+    out = torch.empty(*grad.shape[:-1], 2 * grad.shape[-1], dtype=grad.dtype, device=grad.device)
+    d_gate, d_up = out.chunk(2, dim=-1)
+    torch.mul(grad, up, out=d_gate)
+    torch.ops.aten.silu_backward.grad_input(d_gate, gate, grad_input=d_gate)
+    torch.ops.aten.silu.out(gate, out=d_up)
+    d_up.mul_(grad)
+    return out
 
 
 class _Masks:
@@ -552,10 +569,100 @@ class _Masks:
 
 @dataclass
 class _LoraInput:
-    x: torch.Tensor  # the fp32 input with dropped-out entries zeroed (not yet scaled by 1 / (1 - p))
+    x: (
+        torch.Tensor
+    )  # the input with dropped-out entries zeroed (not yet scaled by 1 / (1 - p)): fp32, or bf16 (pairs)
     mask: torch.Tensor | None
-    xa: torch.Tensor  # dropout(x) @ A^T, times the LoRA scale
+    xa: torch.Tensor  # dropout(x) @ A^T times the LoRA scale: fp32, or bf16 [hi | lo | hi] (pairs)
     keep_scale: float = 1.0  # 1 / (1 - p): dropout's scale, applied to the small [tokens, r] side
+    pairs: _LoraPairs | None = None
+
+
+# -- LoRA on a bf16 base: fp32 products as bf16 pairs --------------------------------------------
+#
+# peft runs LoRA in fp32 on the bf16 base's activations, and cuBLAS has no fp32 tensor-core
+# product: the fp32 LoRA products ran on CUDA cores, and each needed an fp32 copy of its bf16
+# input. But a bf16 activation (even with dropout's zeros) is exactly a bf16 number, and an fp32
+# number t is hi + lo to 2^-17 with hi = bf16(t), lo = bf16(t - hi). So each LoRA product becomes
+# bf16 tensor-core products summed in fp32: [x] @ [A_hi; A_lo] with x exact, and for two fp32
+# operands hi*hi + lo*hi + hi*lo as one product over K-stacked blocks (lo*lo is below 2^-16).
+# The results agree with fp32 products to about 1e-5 (tests/test_fused_layers.py), far inside
+# what the bf16 base itself rounds.
+
+
+def _bf16_pairs(x: torch.Tensor, p: Projection) -> bool:
+    """Whether the LoRA of `p` runs as bf16 pairs on an input like `x` (a bf16 base, fp32 LoRA)."""
+    return x.dtype == torch.bfloat16 and p.lora_a.dtype == torch.float32
+
+
+def _mm32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for bf16 matrices, summed and returned in fp32 (on CUDA without an fp32 copy of either)."""
+    if a.is_cuda and "dtype" in torch.ops.aten.mm.overloads():  # torch >= 2.8
+        return torch.mm(a, b, out_dtype=torch.float32)
+    return a.float() @ b.float()
+
+
+def _three_blocks(t: torch.Tensor, dim: int, lo_at: int) -> torch.Tensor:
+    """fp32 `t` as three bf16 blocks side by side along `dim`: bf16(t) twice and the rest,
+    bf16(t - bf16(t)), in block `lo_at` (two kernels)."""
+    n = t.shape[dim]
+    shape = list(t.shape)
+    shape[dim] = 3 * n
+    out = torch.empty(shape, dtype=torch.bfloat16, device=t.device)
+    blocks = out.unflatten(dim, (3, n))
+    index = [slice(None)] * blocks.dim()
+    index[dim] = slice(0, 2) if lo_at == 2 else slice(0, 3, 2)
+    blocks[tuple(index)].copy_(t.unsqueeze(dim))
+    torch.sub(t, blocks.select(dim, 0 if lo_at else 1), out=blocks.select(dim, lo_at))
+    return out
+
+
+@dataclass
+class _LoraPairs:
+    a: torch.Tensor  # [3r, in]: scale * A as [hi; hi; lo]
+    b: torch.Tensor  # [out, 3r]: B as [hi | hi | lo]
+
+    @staticmethod
+    def of(p: Projection, scale: float) -> _LoraPairs:
+        return _LoraPairs(_three_blocks(p.lora_a * scale, 0, lo_at=2), _three_blocks(p.lora_b, 1, lo_at=2))
+
+
+def _halves_sum(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """The sum of t's two halves along `dim` (the hi and lo parts of a pair product), in place."""
+    first, second = t.chunk(2, dim)
+    return first.add_(second)
+
+
+def _lora_pairs_forward(p: Projection, x: torch.Tensor, y: torch.Tensor, masks: _Masks | None) -> _LoraInput:
+    """y += the LoRA of `p` on x (both [tokens, features], bf16), through bf16 pairs."""
+    mask, keep_scale = None, 1.0
+    if p.dropout > 0:
+        mask, keep_scale = masks.draw(x, p.dropout), 1 / (1 - p.dropout)
+        x = x * mask  # dropout's zeros: still exactly bf16
+    r = p.lora_a.shape[0]
+    pairs = _LoraPairs.of(p, p.scale * keep_scale)
+    xa = _halves_sum(_mm32(x, pairs.a[r:].t()), 1)  # x @ (scale A)^T, [tokens, r] fp32
+    xa = _three_blocks(xa, 1, lo_at=1)  # [hi | lo | hi]
+    y.addmm_(xa, pairs.b.t())  # hi*hi + lo*hi + hi*lo, added to the bf16 product in fp32: one rounding
+    return _LoraInput(x, mask, xa, keep_scale, pairs)
+
+
+def _lora_pairs_backward(
+    p: Projection, lora: _LoraInput, g: torch.Tensor, dx: torch.Tensor | None, grads: dict[int, torch.Tensor]
+) -> None:
+    """LoRA weight gradients into `grads`, and the LoRA's part of the input gradient into dx
+    (all [tokens, features]; g is the bf16 output gradient, exact in bf16)."""
+    r, pairs = p.lora_a.shape[0], lora.pairs
+    grads[id(p.lora_b)] = _halves_sum(_mm32(g.t(), lora.xa[:, : 2 * r]), 1)
+    d_xa = _halves_sum(_mm32(g, pairs.b[:, r:]), 1)  # g @ B, [tokens, r] fp32
+    d_xa = _three_blocks(d_xa, 1, lo_at=1)
+    grads[id(p.lora_a)] = _halves_sum(_mm32(d_xa[:, : 2 * r].t(), lora.x), 0).mul_(p.scale * lora.keep_scale)
+    if dx is None:
+        return
+    if lora.mask is None:
+        dx.addmm_(d_xa, pairs.a)
+    else:
+        dx.addcmul_(_mm32(d_xa, pairs.a), lora.mask)
 
 
 def _slices(parts: LayerParts, names: tuple[str, ...]) -> list[tuple[str, Projection, slice]]:
@@ -606,6 +713,10 @@ def _project(
         saved[name] = None
         if p.lora_a is None:
             continue
+        if _bf16_pairs(x, p) and not torch.is_grad_enabled():  # out= is not differentiable
+            rows = y.view(-1, y.shape[-1])[:, cols]
+            saved[name] = _lora_pairs_forward(p, x.view(-1, x.shape[-1]), rows, masks)
+            continue
         if p.dropout > 0:
             mask = masks.draw(x, p.dropout)
             if torch.is_grad_enabled():  # out= cannot be differentiated (the tests' reference runs)
@@ -636,6 +747,10 @@ def _project_backward(
     for name, p, cols in _slices(parts, names):
         lora = saved.get(name)
         if lora is None:
+            continue
+        if lora.pairs is not None:
+            rows = grad.reshape(-1, grad.shape[-1])[:, cols]
+            _lora_pairs_backward(p, lora, rows, None if dx is None else dx.view(-1, dx.shape[-1]), grads)
             continue
         g = grad[..., cols].float().reshape(-1, p.base.out_features)
         grads[id(p.lora_b)] = g.t() @ lora.xa.reshape(-1, lora.xa.shape[-1])
@@ -767,7 +882,7 @@ class _FusedLayer(torch.autograd.Function):
 
         # MLP: out = h + down(silu(gate) * up)
         d_act = _project_backward(parts, DOWN, grad_out, weight(DOWN), saved, grads)
-        d_gate_up = torch.cat(_silu_mul_backward(d_act, keep["gate"], keep["up"]), dim=-1)
+        d_gate_up = _silu_mul_backward(d_act, keep["gate"], keep["up"])
         del d_act
         d_n2 = _project_backward(parts, GATE_UP, d_gate_up, weight(GATE_UP), saved, grads)
         del d_gate_up
@@ -785,15 +900,19 @@ class _FusedLayer(torch.autograd.Function):
                 d_attn[0], q, k, v, out, lse, plan.starts, plan.starts, plan.longest, plan.longest,
                 0.0, True, rng, unused, scale=parts.scaling,
             )  # fmt: skip
-            d_qk, dv = torch.cat([dq, dk], 1).unsqueeze(0), dv.unsqueeze(0)
+            dq, dk, dv = dq.unsqueeze(0), dk.unsqueeze(0), dv.unsqueeze(0)
         else:
             dq, dk, dv = torch.autograd.grad(keep["attn"], keep["leaves"], _grad_to_sdpa(d_attn, plan))
-            d_qk = torch.cat(
-                [_from_sdpa(dq, parts, plan, parts.heads), _from_sdpa(dk, parts, plan, parts.kv_heads)], 2
-            )
-            dv = _from_sdpa(dv, parts, plan, parts.kv_heads)
-        d_qk = _rope_backward(d_qk, keep["cos"], keep["sin"])
-        d_qkv = torch.cat([d_qk.reshape(batch, tokens, -1), dv.reshape(batch, tokens, -1)], dim=-1)
+            dq = _from_sdpa(dq, parts, plan, parts.heads)
+            dk, dv = (_from_sdpa(t, parts, plan, parts.kv_heads) for t in (dk, dv))
+        # q, k and v's gradients go straight into their places in [d_q | d_k | d_v].
+        heads, kv_heads, dim = parts.heads, parts.kv_heads, parts.head_dim
+        d_qkv = x.new_empty(batch, tokens, (heads + 2 * kv_heads) * dim)
+        d_heads = d_qkv.view(batch, tokens, heads + 2 * kv_heads, dim)
+        _rope_backward(dq, keep["cos"], keep["sin"], out=d_heads[:, :, :heads])
+        _rope_backward(dk, keep["cos"], keep["sin"], out=d_heads[:, :, heads : heads + kv_heads])
+        d_heads[:, :, heads + kv_heads :].copy_(dv)
+        del dq, dk, dv, d_heads
         need_x = ctx.needs_input_grad[4]
         d_n1 = _project_backward(parts, QKV, d_qkv, weight(QKV), saved, grads, need_x)
         d_x = d_h + _rms_norm_backward(d_n1, x, parts.norm1, keep["rstd1"]) if need_x else None
