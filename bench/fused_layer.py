@@ -159,7 +159,11 @@ def host_profile(model, batch: dict) -> None:
     print(averages.table(sort_by="self_device_time_total", row_limit=25, max_name_column_width=90))
     # Which ops (and on what shapes) the GPU time goes to.
     by_shape = prof.key_averages(group_by_input_shape=True)
-    print(by_shape.table(sort_by="device_time_total", row_limit=40, max_name_column_width=40, max_shapes_column_width=90))
+    print(
+        by_shape.table(
+            sort_by="device_time_total", row_limit=40, max_name_column_width=40, max_shapes_column_width=90
+        )
+    )
     busy = sum(e.self_device_time_total for e in averages) / 4 / 1e3
     print(f"GPU busy per step (kernels only, no gaps): {busy:.1f} ms")
 

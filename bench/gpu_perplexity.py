@@ -98,6 +98,11 @@ def main() -> int:
         action="store_true",
         help="also time the service with RMSNorm and rotary compiled (fast_decode's fused ops; not the service)",
     )
+    parser.add_argument(
+        "--gguf",
+        help="a trained model from this GGUF file (with its own tokenizer) instead of the random-weight "
+        "7B shape: bf16 rounding on random weights is far from what it is on trained ones",
+    )
     args = parser.parse_args()
 
     import torch
@@ -107,7 +112,22 @@ def main() -> int:
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     where = torch.cuda.get_device_name() if cuda else "CPU"
-    tokenizer = tokenizer_for_bench()
+    if args.gguf:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = Path(args.gguf)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        label = f"{gguf.stem} (trained weights)"
+
+        def build(shape: str, device: str, dtype: str):
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype)
+            )
+            model.hf_quantizer, model.is_quantized = None, False  # dequantized already: fp32 reference can upcast
+            return model.to(device).eval()
+    else:
+        tokenizer, label, build = tokenizer_for_bench(), LABELS[args.shape], build_model
     pairs = tang_pairs(args.n)
     lengths = [len(tokenizer(p + o)["input_ids"]) + 2 for p, o in pairs]
     print(
@@ -134,8 +154,8 @@ def main() -> int:
     for dtype in args.dtypes.split(","):
         torch_dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype]
         t0 = time.perf_counter()
-        model = build_model(args.shape, device=device, dtype=torch_dtype)
-        print(f"[{dtype}] built {LABELS[args.shape]} in {time.perf_counter() - t0:.0f} s", flush=True)
+        model = build(args.shape, device=device, dtype=torch_dtype)
+        print(f"[{dtype}] built {label} in {time.perf_counter() - t0:.0f} s", flush=True)
         looped_perplexity(model, tokenizer, pairs[:2], args.max_length)  # warm-up
         perplexity(model, tokenizer, pairs[:8], batch_size=8, max_length=args.max_length)
         looped, t_loop = timed(looped_perplexity, model)
@@ -166,7 +186,7 @@ def main() -> int:
         lines.append(
             f"gpu_perplexity: {t_loop / t_batch:.1f}x (batched service, batch size {bs}, shared prefix run once, "
             f"vs homework one-example loop, medians of {args.reps}, {len(pairs)} Tang pairs, "
-            f"{LABELS[args.shape]} {dtype}, {where}); per-example agreement "
+            f"{label} {dtype}, {where}); per-example agreement "
             f"{worst:.1e} ({'within' if ok else 'OUTSIDE'} {AGREEMENT:g})"
         )
         if args.profile and cuda:

@@ -61,9 +61,15 @@ def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
             first = int(trained.any(dim=0).nonzero()[0])
             kwargs["logits_to_keep"] = targets.shape[1] - first
             targets, trained = targets[:, first:], trained[:, first:]
+    # Every copy to the device before the forward is queued: a copy from pageable memory waits for
+    # the GPU to drain, and after the forward that would stall the host until the forward is done.
+    everything = bool(trained.all())  # a packed row's kept positions: no mask to apply (and no sync)
+    trained, targets = trained.to(device), targets.to(device)
     logits = model(input_ids=batch["input_ids"].to(device), use_cache=False, **kwargs).logits
-    trained = trained.to(device)
-    loss = F.cross_entropy(logits[trained].float(), targets.to(device)[trained], reduction="sum")
+    if everything:
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+    else:
+        loss = F.cross_entropy(logits[trained].float(), targets[trained], reduction="sum")
     return loss, n_trained
 
 
