@@ -124,10 +124,8 @@ def main() -> int:
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype)
             )
-            model.hf_quantizer, model.is_quantized = (
-                None,
-                False,
-            )  # dequantized already: fp32 reference can upcast
+            # Dequantized already: unmarked, the fp32 reference can upcast it.
+            model.hf_quantizer, model.is_quantized = None, False
             return model.to(device).eval()
     else:
         tokenizer, label, build = tokenizer_for_bench(), LABELS[args.shape], build_model

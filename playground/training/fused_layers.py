@@ -572,9 +572,8 @@ class _Masks:
 
 @dataclass
 class _LoraInput:
-    x: (
-        torch.Tensor
-    )  # the input with dropped-out entries zeroed (not yet scaled by 1 / (1 - p)): fp32, or bf16 (pairs)
+    # The input with dropped-out entries zeroed (not yet scaled by 1 / (1 - p)): fp32, or bf16 (pairs).
+    x: torch.Tensor
     mask: torch.Tensor | None
     xa: torch.Tensor  # dropout(x) @ A^T times the LoRA scale: fp32, or bf16 [hi | lo | hi] (pairs)
     keep_scale: float = 1.0  # 1 / (1 - p): dropout's scale, applied to the small [tokens, r] side
