@@ -217,7 +217,7 @@ def test_kept_layers_fit_the_activation_budget(tiny_llama):
     model, _ = lora_model(tiny_llama, ["q_proj", "v_proj"], dropout=0.1)
     per_token = fl.kept_bytes_per_token(model)
     config = model.get_base_model().config
-    # At least the residual, the attention tensors and the MLP's gate|up product, in fp32 here.
+    # At least the residual, the attention tensors and the MLP's gate and up products, in fp32 here.
     assert per_token > 4 * (config.hidden_size + 4 * config.hidden_size + 2 * config.intermediate_size)
     assert fl.kept_layers_for(model, 0.9 * per_token * 100, tokens=100) == (0, 0)
     assert fl.kept_layers_for(model, 1.0 * per_token * 100, tokens=100) == (1, 0)

@@ -117,6 +117,12 @@ def _blank_if_none(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _fused_text(start: dict[str, Any]) -> str:
+    kept = [f"{start['kept_layers']} keep their activations"] if start.get("kept_layers") else []
+    kept += [f"{start['kept_weights']} their weights too"] if start.get("kept_weights") else []
+    return "fused layers" + (f" ({', '.join(kept)})" if kept else "")
+
+
 def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
     start = next((e for e in reversed(events) if e.get("type") == "start"), {})
     last = next((e for e in reversed(events) if e.get("type") == "step"), None)
@@ -137,10 +143,7 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
             f"{start.get('method', '?')} on {start.get('device', '?')}"
             + (f" × {gpus} (data parallel)" if gpus > 1 else "")
             + f" · {'packed' if start.get('packing') else 'padded'} batches"
-            + (" · fused layers" if start.get("fused_layers") else "")
-            + (f" ({start['kept_layers']} keep their activations" if start.get("kept_layers") else "")
-            + (f", {start['kept_weights']} their weights too" if start.get("kept_weights") else "")
-            + (")" if start.get("kept_layers") else "")
+            + (f" · {_fused_text(start)}" if start.get("fused_layers") else "")
         )
     if start.get("notes"):
         lines += [f"- {n}" for n in start["notes"]]
