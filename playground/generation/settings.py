@@ -22,6 +22,12 @@ class DecodingSettings:
     repetition_penalty: float = 1.0
     max_new_tokens: int = 256
     seed: int | None = 0
+    # Tokens below min_p x the top token's probability are dropped (0 = off).
+    min_p: float = 0.0
+    # Locally typical sampling's mass (1 = off).
+    typical_p: float = 1.0
+    # Generation ends once the answer contains one of these; the string itself is cut off.
+    stop: tuple[str, ...] = ()
 
     def validate(self) -> DecodingSettings:
         problems = []
@@ -37,6 +43,10 @@ class DecodingSettings:
             problems.append("max new tokens must be 1 or more")
         if self.repetition_penalty <= 0:
             problems.append("repetition penalty must be above 0")
+        if not 0 <= self.min_p < 1:
+            problems.append("min-p must be in [0, 1)")
+        if not 0 < self.typical_p <= 1:
+            problems.append("typical-p must be in (0, 1]")
         if self.no_repeat_ngram_size < 0:
             problems.append("no-repeat n-gram size must be 0 (off) or more")
         if problems:
@@ -60,6 +70,10 @@ class DecodingSettings:
         }
         if self.do_sample:
             kw.update(temperature=float(self.temperature), top_p=float(self.top_p), top_k=int(self.top_k))
+            if self.min_p > 0:
+                kw["min_p"] = float(self.min_p)
+            if self.typical_p < 1:
+                kw["typical_p"] = float(self.typical_p)
         else:
             # Explicit neutral values, so a model's generation_config cannot sneak sampling back in.
             kw.update(temperature=None, top_p=None, top_k=None)
@@ -74,7 +88,10 @@ class DecodingSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecodingSettings:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kept = {k: v for k, v in data.items() if k in names}
+        if "stop" in kept:  # JSON brings a list back
+            kept["stop"] = tuple(kept["stop"] or ())
+        return cls(**kept)
 
     def with_(self, **changes: Any) -> DecodingSettings:
         return replace(self, **changes)
