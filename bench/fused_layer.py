@@ -99,7 +99,7 @@ def lora_grads(model, batch: dict, kept: tuple[int, int] | None = None, math_att
     through autograd (kept None) or fused layers, `kept` of them keeping their activations and weights."""
     import torch
 
-    from playground.training import fused_layers as fl
+    from playground.training import fused as fl
     from playground.training.loss import token_loss_sum
     from playground.training.modeling import training_attention
 

@@ -1,4 +1,4 @@
-"""Fused decoder layers (fused_layers.py): their hand-written backward gives autograd's gradients,
+"""Fused decoder layers (playground/training/fused/): their hand-written backward gives autograd's gradients,
 packed rows attend example by example like the block-diagonal mask, and a training run with
 them follows the autograd run."""
 
@@ -11,8 +11,12 @@ import torch
 
 from playground.errors import PlaygroundError
 from playground.training import Trainer, TrainingConfig
-from playground.training import fused_layers as fl
+from playground.training import fused as fl
 from playground.training.formatting import pad_batch
+from playground.training.fused.attention import AttentionPlans
+from playground.training.fused.elementwise import DropoutMasks
+from playground.training.fused.layer import FusedLayer, run_layer
+from playground.training.fused.lora_pairs import lora_pairs_backward, lora_pairs_forward, uses_bf16_pairs
 from playground.training.loss import token_loss_sum
 from playground.training.packing import pack_step
 from tests.test_packing import colour_data, examples
@@ -74,7 +78,7 @@ def test_fused_layers_give_autograds_loss_and_gradients(request, arch, targets, 
         )
 
 
-@pytest.mark.parametrize("kept", [fl.KEEP_INPUT, fl.KEEP_ACTIVATIONS, fl.KEEP_WEIGHTS])
+@pytest.mark.parametrize("kept", [fl.Keep.INPUT, fl.Keep.ACTIVATIONS, fl.Keep.WEIGHTS])
 def test_dropout_masks_are_drawn_again_identically_for_the_backward(tiny_mistral, kept):
     """With LoRA dropout the backward re-draws the forward's masks (or keeps them): its gradients
     equal autograd's through the very same forward (same seed, so same masks)."""
@@ -86,20 +90,20 @@ def test_dropout_masks_are_drawn_again_identically_for_the_backward(tiny_mistral
     batch = pack_step(examples(tok), budget=10_000)[0]
     x = torch.randn(1, batch["input_ids"].shape[1], inner.config.hidden_size, requires_grad=True)
     cos, sin = inner.model.rotary_emb(x, position_ids=batch["position_ids"])
-    plan = fl._AttentionPlans().plan(x, None, batch["position_ids"])
+    plan = AttentionPlans().plan(x, None, batch["position_ids"])
     assert plan.gather is not None and plan.gather.shape[0] == len(examples(tok))
     params = parts.params()
     grad_out = torch.randn_like(x)
 
-    want = fl._run(parts, plan, 1234, x, cos, sin)
+    want = run_layer(parts, plan, 1234, x, cos, sin)
     want_grads = torch.autograd.grad(want, [x, *params], grad_out)
-    got = fl._FusedLayer.apply(parts, plan, 1234, kept, x, cos, sin, *params)
+    got = FusedLayer.apply(parts, plan, 1234, kept, x, cos, sin, *params)
     got_grads = torch.autograd.grad(got, [x, *params], grad_out)
     assert torch.allclose(got, want, atol=1e-6)
     for g, w in zip(got_grads, want_grads):
         assert torch.allclose(g, w, atol=1e-5, rtol=1e-4)
     # Another seed draws other masks (so the seed is what ties forward and backward together).
-    assert not torch.allclose(fl._run(parts, plan, 99, x, cos, sin), want, atol=1e-4)
+    assert not torch.allclose(run_layer(parts, plan, 99, x, cos, sin), want, atol=1e-4)
 
 
 def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -117,14 +121,14 @@ def test_lora_on_a_bf16_base_runs_as_bf16_pairs_at_fp32_accuracy(dropout):
         torch.nn.Linear(inp, out, bias=False), torch.nn.Parameter(torch.randn(r, inp)),
         torch.nn.Parameter(torch.randn(out, r)), scale=scale, dropout=dropout,
     )  # fmt: skip
-    assert fl._bf16_pairs(x, p)
+    assert uses_bf16_pairs(x, p)
     y = torch.zeros(tokens, out, dtype=torch.bfloat16)
     g = torch.randn(tokens, out).bfloat16()
     grads: dict[int, torch.Tensor] = {}
     dx = torch.zeros(tokens, inp, dtype=torch.bfloat16)
     with torch.no_grad():  # as in the fused layer's forward and backward
-        lora = fl._lora_pairs_forward(p, x, y, fl._Masks(7, x.device))
-        fl._lora_pairs_backward(p, lora, g, dx, grads)
+        lora = lora_pairs_forward(p, x, y, DropoutMasks(7, x.device))
+        lora_pairs_backward(p, lora, g, dx, grads)
 
     keep = torch.ones(tokens, inp) if lora.mask is None else lora.mask.double()
     assert (dropout > 0) == (lora.mask is not None) and float(keep.mean()) < (1 if dropout else 2)

@@ -255,7 +255,7 @@ def wrap_lora(base: Base, config: TrainingConfig, init_adapter: Path | None = No
             param.data = param.data.float()
     model.peft_config["default"].base_model_name_or_path = config.model
     if use_fused_layers(model, config, checkpointing, base.name):
-        from playground.training import fused_layers
+        from playground.training import fused as fused_layers
 
         fused_layers.install(model, *choose_kept_layers(model, config, base.device))
     elif config.torch_compile:
@@ -269,7 +269,7 @@ def use_fused_layers(model: Any, config: TrainingConfig, checkpointing: bool, na
 
     Auto (None) takes them wherever they apply under gradient checkpointing; without checkpointing
     autograd keeps every activation and re-runs nothing, which fused layers could not beat."""
-    from playground.training import fused_layers
+    from playground.training import fused as fused_layers
 
     wanted = config.fused_layers
     if wanted is False or (wanted is None and (not checkpointing or config.torch_compile)):
@@ -292,7 +292,7 @@ def choose_kept_layers(model: Any, config: TrainingConfig, device: str) -> tuple
     slack). Auto keeps none off CUDA, where host memory is shared with everything else."""
     import torch
 
-    from playground.training import fused_layers
+    from playground.training import fused as fused_layers
 
     tokens = config.micro_batch * config.max_length
     if config.activation_memory_gb is not None:

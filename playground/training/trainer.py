@@ -221,7 +221,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def _loop(self, data: TrainingData, base: Base) -> TrainResult:
-        from playground.training.fused_layers import installed, kept_layers
+        from playground.training.fused import installed, kept_layers
 
         s, checkpoint = self._setup(data, base)
         cfg, state = self.config, s.state
