@@ -1,0 +1,1 @@
+"""The blind arena: pairwise votes and the ratings they make."""
