@@ -6,11 +6,14 @@ import os
 from collections.abc import Callable
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from playground.context import AppContext
 from playground.paths import exports_dir
 from playground.ui.chat import build_chat_tab
 from playground.ui.compare import build_compare_tab
+from playground.ui.i18n import I18N, t
+from playground.ui.i18n.language import SWITCH_SCRIPT, LanguageMiddleware, switch_html
 from playground.ui.leaderboard import build_leaderboard_tab
 from playground.ui.model_bar import build_model_bar, model_status
 from playground.ui.prompt_lab import build_prompt_lab_tab
@@ -20,6 +23,7 @@ TITLE = "LLM playground"
 CSS = """
 .masked-token { color: #9ca3af; }
 footer { display: none !important; }
+.language-switch { text-align: right; font-size: 0.9em; }
 """
 
 # (tab label, tab id, builder). Each builder lays out one tab inside an open gr.Tab.
@@ -34,9 +38,9 @@ TABS: list[tuple[str, str, Callable[[AppContext], None]]] = [
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(
-            f"# {TITLE}\nCompare instruction-tuned LLMs side by side: chat, prompts, decoding, adapters."
-        )
+        gr.HTML(switch_html(), elem_id="language-switch")
+        gr.Markdown(t("app.heading"), elem_id="app-title")
+        gr.Markdown(t("app.subtitle"))
         status = build_model_bar(ctx)
         with gr.Tabs():
             for label, tab_id, build in TABS:
@@ -70,4 +74,7 @@ def launch_kwargs() -> dict:
         "allowed_paths": [str(exports_dir())],
         "auth": auth_from_env(),
         "auth_message": "This playground is shared: log in with the account you were given.",
+        "i18n": I18N,
+        "head": SWITCH_SCRIPT,
+        "app_kwargs": {"middleware": [Middleware(LanguageMiddleware)]},
     }

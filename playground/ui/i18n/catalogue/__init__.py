@@ -1,0 +1,1 @@
+"""One module a page area: EN and ZH_TW, the same keys in both."""
