@@ -1,4 +1,4 @@
-"""Command line: `python -m playground eval ...` and `python -m playground train ...`."""
+"""Command line: `python -m playground eval ...`, `... train ...` and `... export ...`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     train_parser = commands.add_parser("train", help="train a LoRA/QLoRA adapter")
     train_cli.add_arguments(train_parser)
     train_parser.set_defaults(run=train_cli.main)
+
+    from playground.training import export_cli
+
+    export_parser = commands.add_parser("export", help="zip, merge or push a trained adapter")
+    export_cli.add_arguments(export_parser)
+    export_parser.set_defaults(run=export_cli.main)
 
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)

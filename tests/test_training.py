@@ -15,6 +15,7 @@ import torch
 
 from playground.data_types import Example
 from playground.errors import DatasetError, PlaygroundError
+from playground.paths import exports_dir
 from playground.training import (
     JobManager,
     Trainer,
@@ -416,3 +417,65 @@ def test_stop_saves_the_adapter_so_far_and_resume_finishes_it_in_place(tiny_llam
     assert finished["status"] == "finished"
     [final] = list_adapters()  # replaced in place, not "stopped-demo-2"
     assert final.name == "stopped-demo" and final.metrics["steps"] > stop_at
+
+
+def test_an_adapter_exports_as_a_zip_that_peft_loads(reference, tmp_path):
+    import zipfile
+
+    from peft import PeftConfig
+
+    from playground.training.export import adapter_zip
+
+    archive = adapter_zip(reference[0].adapter)
+    name = Path(reference[0].adapter).name
+    assert archive.parent == exports_dir() and archive.name == f"{name}-adapter.zip"
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path)
+    unpacked = tmp_path / name
+    assert_same_weights(unpacked, reference[0].adapter)
+    assert PeftConfig.from_pretrained(str(unpacked)).r == 16  # make_config's r
+    card = (unpacked / "README.md").read_text(encoding="utf-8")
+    assert "base_model:" in card and "library_name: peft" in card and "AutoPeftModelForCausalLM" in card
+
+
+def test_a_merged_export_has_the_adapters_outputs_a_card_and_the_tokenizer(reference, tiny_llama):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from playground.errors import PlaygroundError
+    from playground.training.export import merged_model
+
+    out = merged_model(reference[0].adapter)
+    assert out.parent == exports_dir()
+    assert "library_name: transformers" in (out / "README.md").read_text(encoding="utf-8")
+    assert AutoTokenizer.from_pretrained(out) is not None
+    ids = torch.tensor([[1, 5, 9, 20, 33]])
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), reference[0].adapter)
+    with torch.no_grad():
+        want = peft.eval()(ids).logits
+        got = AutoModelForCausalLM.from_pretrained(out).eval()(ids).logits
+    assert torch.allclose(want, got, atol=1e-4)
+    with pytest.raises(PlaygroundError, match="already exists"):
+        merged_model(reference[0].adapter)  # never written over
+
+
+def test_pushing_to_the_hub_says_clearly_what_is_missing(reference):
+    from playground.errors import PlaygroundError
+    from playground.training.export import push_to_hub
+
+    with pytest.raises(PlaygroundError, match="user/name"):
+        push_to_hub(reference[0].adapter, "no-slash", "hf_x")
+    with pytest.raises(PlaygroundError, match="token"):
+        push_to_hub(reference[0].adapter, "me/tang", None)
+    # A Hub that cannot be reached (a closed port on this machine): a message, not a traceback.
+    with pytest.raises(PlaygroundError, match="Could not reach"):
+        push_to_hub(reference[0].adapter, "me/tang", "hf_x", endpoint="http://127.0.0.1:9")
+
+
+def test_export_on_the_command_line(reference, capsys):
+    from playground.__main__ import main
+
+    assert main(["export", str(reference[0].adapter), "--zip"]) == 0
+    assert Path(capsys.readouterr().out.strip()).is_file()
+    assert main(["export", "no-such-adapter", "--zip"]) == 2
+    assert "No adapter" in capsys.readouterr().err
