@@ -29,14 +29,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from playground.errors import PlaygroundError
+from playground.errors import Cancelled, PlaygroundError
 from playground.generation.padded_rows import PaddedRows, can_pad
 from playground.generation.sampler import RowSampling, sample_next_token
 from playground.generation.settings import DecodingSettings
@@ -572,3 +572,45 @@ def close_engine(loaded: Any, message: str = "The model was unloaded.") -> None:
     engine = loaded.__dict__.pop("_engine", None) if loaded is not None else None
     if engine is not None:
         engine.close(message)
+
+
+def run_all(
+    loaded: Any,
+    requests: Sequence[Request],
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    window: int | None = None,
+) -> list[RowUpdate]:
+    """Every request's final update, in order; at most `window` of them in the engine at once.
+
+    A stopped request or `should_stop()` cancels the rest and raises Cancelled; a failed row's
+    error is raised once the others in flight are cancelled.
+    """
+    engine = engine_for(loaded)
+    window = window or engine.capacity()
+    results: list[RowUpdate | None] = [None] * len(requests)
+    in_flight: dict[int, Ticket] = {}
+    submitted = done = 0
+    try:
+        while done < len(requests):
+            while submitted < len(requests) and len(in_flight) < window:
+                in_flight[submitted] = engine.submit(requests[submitted])
+                submitted += 1
+            oldest = min(in_flight)
+            for update in in_flight[oldest].updates(poll=0.2):
+                if should_stop is not None and should_stop():
+                    raise Cancelled("Cancelled.")
+                if update is not None and update.finished:
+                    if update.error is not None:
+                        raise update.error
+                    if update.stopped:
+                        raise Cancelled("Stopped.")
+                    results[oldest] = update
+            del in_flight[oldest]
+            done += 1
+            if progress is not None:
+                progress(done, len(requests))
+    finally:
+        for ticket in in_flight.values():
+            ticket.cancel()
+    return [r for r in results if r is not None]
