@@ -164,7 +164,13 @@ def generate_many(
     if engine_reason(loaded, settings) is None:
         owner = f"batch-{uuid.uuid4().hex[:8]}"
         requests = [
-            Request(encode_prompt(loaded, p)["input_ids"][0].tolist(), settings, adapter=adapter, kind=BACKGROUND, owner=owner)
+            Request(
+                encode_prompt(loaded, p)["input_ids"][0].tolist(),
+                settings,
+                adapter=adapter,
+                kind=BACKGROUND,
+                owner=owner,
+            )
             for p in prompts
         ]
         start = time.perf_counter()

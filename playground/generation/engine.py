@@ -166,11 +166,12 @@ class Ticket:
         return self.engine.describe(self)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Row:
     ticket: Ticket
     sampling: RowSampling
     started: float
+    eos: set[int]
     ids: list[int] = field(default_factory=list)
     text: str = ""
 
@@ -340,7 +341,9 @@ class Engine:
             self._waiting, self._rows = [], []
             self._batch.clear()
         for ticket in pending:
-            self._finish_ticket(ticket, RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0), PlaygroundError(message))
+            self._finish_ticket(
+                ticket, RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0), PlaygroundError(message)
+            )
 
     # --- the batch thread
     def _run(self) -> None:
@@ -353,10 +356,11 @@ class Engine:
                     self._batch.clear()
                     return
             try:
-                self._drop_stopped()
-                self._admit()
-                if self._rows:
-                    self._step()
+                with torch.inference_mode():
+                    self._drop_stopped()
+                    self._admit()
+                    if self._rows:
+                        self._step()
             except Exception as exc:  # noqa: BLE001 - the thread must survive anything
                 log.exception("generation engine step failed")
                 self._fail_rows(list(range(len(self._rows))), exc)
@@ -369,7 +373,12 @@ class Engine:
             at = owners.index(self._last_background_owner) + 1
             owners = owners[at:] + owners[:at]
         queues = {o: [t for t in background if t.request.owner == o] for o in owners}
-        fair = [q[i] for i in range(max((len(q) for q in queues.values()), default=0)) for q in queues.values() if i < len(q)]
+        fair = [
+            q[i]
+            for i in range(max((len(q) for q in queues.values()), default=0))
+            for q in queues.values()
+            if i < len(q)
+        ]
         return interactive + fair
 
     def _choose(self) -> list[Ticket]:
@@ -419,7 +428,9 @@ class Engine:
                 self._prefill(ticket)
             except Exception as exc:  # noqa: BLE001 - this request fails, the batch goes on
                 self._finish_ticket(
-                    ticket, RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0), self._user_error(exc, "prefill")
+                    ticket,
+                    RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0),
+                    self._user_error(exc, "prefill"),
                 )
 
     def _model_kwargs(self, adapters: Sequence[str | None]) -> dict[str, Any]:
@@ -432,7 +443,7 @@ class Engine:
         model = self.loaded.model
         if model is None:
             raise PlaygroundError(self._closed or "The model was unloaded.")
-        with self._access, torch.inference_mode():
+        with self._access:
             if _is_peft(model):
                 with _adapter_layers_on(model):
                     yield model
@@ -454,12 +465,15 @@ class Engine:
         cache = out.past_key_values
         if self._row_capacity is None:
             self._row_capacity = self.limits.max_rows if can_pad(cache) else 1
-        row = _Row(ticket, sampling, started)
+        row = _Row(ticket, sampling, started, eos)
         with self._cond:
             self._batch.add(cache, len(request.prompt_ids))
             self._rows.append(row)
             ticket.state = "running"
-        self._took([token])
+        try:
+            self._took([row], [token])
+        except Exception as exc:  # noqa: BLE001 - this row fails, the batch goes on
+            self._fail_rows([self._rows.index(row)], exc)
 
     def _step(self) -> None:
         rows = list(self._rows)
@@ -478,27 +492,28 @@ class Engine:
             return
         self._batch.stepped()
         self.steps += 1
-        self._took(tokens)
+        self._took(rows, tokens)
 
-    def _took(self, tokens: list[int]) -> None:
-        """Each row (the newest ones, for a prefill) took one token: stream it, end finished rows."""
-        rows = self._rows[len(self._rows) - len(tokens) :]
-        offset = len(self._rows) - len(tokens)
+    def _took(self, rows: list[_Row], tokens: list[int]) -> None:
+        """Each of these rows took one token: stream it, end the rows that are done."""
         tok = self.loaded.tokenizer
         ended: dict[int, str] = {}
         now = time.perf_counter()
-        for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
+        for row, token in zip(rows, tokens, strict=True):
             row.sampling.observe(token)
             row.ids.append(token)
             settings = row.ticket.request.settings
-            text, hit = cut_at_stop(tok.decode(row.ids, skip_special_tokens=True).rstrip("\ufffd"), settings.stop)
+            text, hit = cut_at_stop(
+                tok.decode(row.ids, skip_special_tokens=True).rstrip("\ufffd"), settings.stop
+            )
             row.text = text
+            at = self._rows.index(row)
             if hit:
-                ended[offset + i] = "stop string"
-            elif token in row.sampling.held_back:
-                ended[offset + i] = "eos"
+                ended[at] = "stop string"
+            elif token in row.eos:
+                ended[at] = "eos"
             elif len(row.ids) >= settings.max_new_tokens:
-                ended[offset + i] = "length"
+                ended[at] = "length"
             else:
                 prompt = len(row.ticket.request.prompt_ids)
                 row.ticket.put(RowUpdate(text, prompt, len(row.ids), now - row.started))

@@ -100,7 +100,9 @@ def process_logits(logits: torch.Tensor, rows: Sequence[RowSampling]) -> torch.T
         hit = torch.where(part < 0, part * penalty[:, None], part / penalty[:, None])
         scores[index] = torch.where(seen, hit, part)
     banned = [(i, t) for i, r in enumerate(rows) for t in r.banned() if t < vocab]
-    banned += [(i, t) for i, r in enumerate(rows) if r.generated < r.hold_for for t in r.held_back if t < vocab]
+    banned += [
+        (i, t) for i, r in enumerate(rows) if r.generated < r.hold_for for t in r.held_back if t < vocab
+    ]
     if banned:
         at = torch.tensor(banned, device=device)
         scores[at[:, 0], at[:, 1]] = -math.inf
