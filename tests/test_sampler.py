@@ -76,7 +76,9 @@ def test_greedy_rows_take_the_argmax():
     rows = [RowSampling.start(GREEDY, []) for _ in range(3)]
     assert torch.equal(sample_next_token(logits, rows), logits.argmax(dim=-1))
     penalised = [RowSampling.start(SETTINGS[5], _histories()[5].tolist())]
-    assert int(sample_next_token(logits[:1], penalised)) == int(process_logits(logits[:1], penalised).argmax())
+    assert int(sample_next_token(logits[:1], penalised)) == int(
+        process_logits(logits[:1], penalised).argmax()
+    )
 
 
 def test_a_rows_draws_depend_on_its_seed_not_on_its_batch():
