@@ -319,7 +319,9 @@ class Engine:
         """What a user sees: 'generating with N others' or their place in the queue."""
         if ticket.state == "running":
             others = len(self._rows) - 1
-            return "generating alone" if others <= 0 else f"generating with {others} others"
+            if others <= 0:
+                return "generating alone"
+            return f"generating with {others} other{'s' if others > 1 else ''}"
         if ticket.state == "waiting":
             k = self.position(ticket)
             if k is None:
