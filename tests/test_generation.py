@@ -23,21 +23,29 @@ def test_same_seed_same_text_different_seed_differs(tiny):
     assert a != c
 
 
-def test_settings_reach_generate(tiny, monkeypatch):
+def test_settings_reach_the_sampler_and_beams_reach_generate(tiny, monkeypatch):
+    from playground.generation import engine
+
     seen = {}
     original = tiny.model.generate
+    real_sample = engine.sample_next_token
 
     def spy(**kwargs):
         seen.update(kwargs)
         return original(**kwargs)
 
+    def sample_spy(logits, rows):
+        seen["rows"] = [r.settings for r in rows]
+        return real_sample(logits, rows)
+
     monkeypatch.setattr(tiny.model, "generate", spy)
+    monkeypatch.setattr(engine, "sample_next_token", sample_spy)
     settings = DecodingSettings(
         temperature=0.3, top_p=0.4, top_k=7, repetition_penalty=1.3, no_repeat_ngram_size=2, max_new_tokens=5
     )
     generate_text(tiny, "hello", settings)
-    assert (seen["temperature"], seen["top_p"], seen["top_k"]) == (0.3, 0.4, 7)
-    assert (seen["repetition_penalty"], seen["no_repeat_ngram_size"], seen["max_new_tokens"]) == (1.3, 2, 5)
+    assert seen["rows"] == [settings.validate()] and "num_beams" not in seen  # sampling: the engine
+    # Beam search is not batched: it runs on generate() by itself.
     generate_text(tiny, "hello", GREEDY.with_(num_beams=3, length_penalty=0.5, max_new_tokens=4))
     assert seen["num_beams"] == 3 and seen["length_penalty"] == 0.5 and seen["do_sample"] is False
 

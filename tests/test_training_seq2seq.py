@@ -182,7 +182,7 @@ def test_job_in_a_subprocess_gives_an_adapter_that_changes_generation(reference,
     from playground.generation.batch import generate_batch
     from playground.generation.settings import DecodingSettings
     from playground.models import load_model
-    from playground.models.adapters import attach_adapter, using_adapter
+    from playground.models.adapters import attach_adapter
 
     manager = JobManager(poll_s=0.05)
     job_id = manager.submit(make_config(tiny_t5, data_file, "t5-job", eval_size=2))
@@ -195,10 +195,9 @@ def test_job_in_a_subprocess_gives_an_adapter_that_changes_generation(reference,
     name = attach_adapter(loaded, status["adapter"])
     prompts = [r["instruction"] + r["input"] for r in ROWS[:4]]
     greedy = DecodingSettings(do_sample=False, max_new_tokens=12)
-    with using_adapter(loaded, None):
-        base = [row[0].text for row in generate_batch(loaded, prompts, greedy)]
-    with using_adapter(loaded, name):
-        tuned = [row[0].text for row in generate_batch(loaded, prompts, greedy)]
+    # Generation names its adapter (None: the base model) instead of switching the model's state.
+    base = [row[0].text for row in generate_batch(loaded, prompts, greedy)]
+    tuned = [row[0].text for row in generate_batch(loaded, prompts, greedy, adapter=name)]
     assert tuned != base
     # Trained on these pairs: the adapter answers with (pieces of) the trained outputs, the base does not.
 

@@ -188,7 +188,7 @@ def _score(
     progress: Progress,
     should_stop: Callable[[], bool] | None,
 ) -> tuple[dict[str, float], list[ExampleResult]]:
-    from playground.models.adapters import using_adapter
+    from playground.models.access import exclusive_model
 
     tok = loaded.tokenizer
     prompts = [builder.build(e, tok) for e in examples]
@@ -200,9 +200,9 @@ def _score(
     out: dict[str, float] = {}
     phases = int("perplexity" in config.metrics) + int(config.generates)
     phase = 0
-    # using_adapter(None) disables any adapter attached earlier (for chat, say): the base is the base.
-    with using_adapter(loaded, adapter):
-        if "perplexity" in config.metrics:
+    if "perplexity" in config.metrics:
+        # exclusive_model(None) runs the base model even if an adapter is switched on (for chat, say).
+        with exclusive_model(loaded, adapter):
             result = perplexity(
                 loaded.model,
                 tok,
@@ -212,26 +212,28 @@ def _score(
                 progress=lambda d, n: progress((phase + d / n) / phases, f"perplexity {d}/{n}"),
                 should_stop=should_stop,
             )
-            out["mean_perplexity"] = result.mean_perplexity
-            out["corpus_perplexity"] = result.corpus_perplexity
-            for row, scored in zip(rows, result.examples, strict=True):
-                row.metrics["perplexity"] = scored.perplexity
-                row.nll = scored.nll
-                row.tokens = scored.tokens
-            phase += 1
-        if config.generates:
-            outputs = generate_many(
-                loaded,
-                prompts,
-                config.decoding,
-                batch_size=config.batch_size,
-                progress=lambda d, n: progress((phase + d / n) / phases, f"generating {d}/{n}"),
-                should_stop=should_stop,
-            )
-            predictions = [o.text for o in outputs]
-            for row, pred in zip(rows, predictions, strict=True):
-                row.prediction = pred
-            out.update(_generation_metrics(predictions, references, config, rows))
+        out["mean_perplexity"] = result.mean_perplexity
+        out["corpus_perplexity"] = result.corpus_perplexity
+        for row, scored in zip(rows, result.examples, strict=True):
+            row.metrics["perplexity"] = scored.perplexity
+            row.nll = scored.nll
+            row.tokens = scored.tokens
+        phase += 1
+    if config.generates:
+        # Generation joins the engine's batch as background rows, each naming the adapter.
+        outputs = generate_many(
+            loaded,
+            prompts,
+            config.decoding,
+            batch_size=config.batch_size,
+            progress=lambda d, n: progress((phase + d / n) / phases, f"generating {d}/{n}"),
+            should_stop=should_stop,
+            adapter=adapter,
+        )
+        predictions = [o.text for o in outputs]
+        for row, pred in zip(rows, predictions, strict=True):
+            row.prediction = pred
+        out.update(_generation_metrics(predictions, references, config, rows))
     return {k: v for k, v in out.items() if v is not None and not math.isnan(v)}, rows
 
 

@@ -1,8 +1,9 @@
 """Base model vs adapters: the same prompts, decoding and seed, one column per adapter.
 
-All adapters sit on one copy of the base weights (peft adapters by name, `set_adapter` to switch,
-`disable_adapter()` for the base). `restoring_adapters` puts the model back as it was, so the
-comparison never leaves an adapter switched on for the other tabs.
+All adapters sit on one copy of the base weights (peft adapters by name); the rows of all
+columns decode in one batch of the generation engine, each row naming its adapter (None for the
+base). `restoring_adapters` puts the model back as it was, so the comparison never leaves an
+adapter attached or switched on for the other tabs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from playground.atomic import atomic_write_bytes, atomic_write_json
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.compare import RowRequest, generate_rows
 from playground.generation.settings import DecodingSettings
-from playground.models.adapters import attach_adapter, detach_adapters, using_adapter
+from playground.models.access import model_access
+from playground.models.adapters import attach_adapter, detach_adapters
 from playground.models.loader import LoadedModel
 from playground.paths import exports_dir
 
@@ -79,10 +81,11 @@ def restoring_adapters(loaded: LoadedModel) -> Iterator[None]:
     try:
         yield
     finally:
-        if not was_peft:
-            detach_adapters(loaded)
-        elif isinstance(active, str) and active in loaded.model.peft_config:
-            loaded.model.set_adapter(active)
+        with model_access(loaded):
+            if not was_peft:
+                detach_adapters(loaded)
+            elif isinstance(active, str) and active in loaded.model.peft_config:
+                loaded.model.set_adapter(active)
 
 
 def compare_adapters(
@@ -116,24 +119,19 @@ def compare_adapters(
     seed = random.randrange(2**31) if settings.seed is None else int(settings.seed)
     settings = settings.with_(seed=seed).validate()
     batches = [list(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)]
-    outputs: list[list[str]] = []
-    seconds: list[float] = []
-    done, total = 0, len(batches) * len(adapter_names)
-    for name in adapter_names:
-        texts: list[str] = []
-        spent = 0.0
-        with using_adapter(loaded, name):
-            for batch in batches:
-                if stop is not None and stop.is_set():
-                    raise Cancelled("Stopped.")
-                rows = generate_rows(loaded, [RowRequest(p, settings, seed) for p in batch], stop)
-                texts += [r.text for r in rows]
-                spent += rows[0].seconds
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-        outputs.append(texts)
-        seconds.append(spent)
+    outputs: list[list[str]] = [[] for _ in adapter_names]
+    seconds = [0.0] * len(adapter_names)
+    for done, batch in enumerate(batches, start=1):
+        if stop is not None and stop.is_set():
+            raise Cancelled("Stopped.")
+        # Every column's rows of a batch decode together: peft runs each row with its adapter.
+        requests = [RowRequest(p, settings, seed, name) for name in adapter_names for p in batch]
+        rows = generate_rows(loaded, requests, stop)
+        for c in range(len(adapter_names)):
+            outputs[c] += [r.text for r in rows[c * len(batch) : (c + 1) * len(batch)]]
+            seconds[c] += rows[c * len(batch)].seconds
+        if progress is not None:
+            progress(done, len(batches))
     shown = list(labels) if labels is not None else list(prompts)
     refs = list(references) if references is not None else [None] * len(prompts)
     rows = [TableRow(shown[i], refs[i], [column[i] for column in outputs]) for i in range(len(prompts))]

@@ -1,19 +1,23 @@
-"""Batched generation: many prompts (or many columns of one prompt) in one `generate()` call.
+"""Many prompts at once (evaluations, scripts): rows of the model's generation engine.
 
-Left padding, so every row's new tokens start at the same position. Rows that need
-different sampling settings cannot share a call; `generate_batch` takes one settings object
-and the comparison service groups columns by mode before calling it.
+Each prompt is encoded as it would be alone and joins the engine's batch as a background
+request, so an evaluation shares the model fairly with chats. Encoder-decoder models and beam
+search run in one left-padded `generate()` call instead.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from playground.errors import Cancelled, PlaygroundError
+from playground.generation.engine import BACKGROUND, Request, engine_reason, oom_message, run_all
 from playground.generation.settings import DecodingSettings
-from playground.generation.stream import add_special_tokens, decode_new, oom_message, seed_everything
+from playground.generation.stops import cut_at_stop
+from playground.generation.stream import add_special_tokens, decode_new, encode_prompt, seed_everything
+from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
 
 
@@ -34,14 +38,56 @@ def generate_batch(
     prompts: Sequence[str],
     settings: DecodingSettings,
     num_return_sequences: int = 1,
+    adapter: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[list[BatchOutput]]:
-    """For each prompt, `num_return_sequences` outputs, from a single generate call."""
-    import torch
-
+    """For each prompt, `num_return_sequences` outputs (draw j samples with seed + j)."""
     settings.validate()
-    tok = loaded.tokenizer
     if not prompts:
         return []
+    if engine_reason(loaded, settings) is None:
+        return _through_engine(loaded, prompts, settings, num_return_sequences, adapter, should_stop)
+    return _one_generate_call(loaded, prompts, settings, num_return_sequences, adapter)
+
+
+def _through_engine(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    settings: DecodingSettings,
+    draws: int,
+    adapter: str | None,
+    should_stop: Callable[[], bool] | None,
+) -> list[list[BatchOutput]]:
+    owner = f"batch-{uuid.uuid4().hex[:8]}"
+    seed = settings.seed
+    requests = [
+        Request(
+            encode_prompt(loaded, p)["input_ids"][0].tolist(),
+            settings.with_(seed=None if seed is None else seed + j),
+            adapter=adapter,
+            kind=BACKGROUND,
+            owner=owner,
+        )
+        for p in prompts
+        for j in range(draws)
+    ]
+    start = time.perf_counter()
+    updates = run_all(loaded, requests, should_stop)
+    seconds = time.perf_counter() - start
+    outputs = [BatchOutput(u.text, u.prompt_tokens, u.new_tokens, seconds) for u in updates]
+    return [outputs[i * draws : (i + 1) * draws] for i in range(len(prompts))]
+
+
+def _one_generate_call(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    settings: DecodingSettings,
+    num_return_sequences: int,
+    adapter: str | None,
+) -> list[list[BatchOutput]]:
+    import torch
+
+    tok = loaded.tokenizer
     add_special = add_special_tokens(tok, prompts[0])
     old_side = tok.padding_side
     tok.padding_side = "left"
@@ -59,7 +105,7 @@ def generate_batch(
     seed_everything(settings.seed)
     start = time.perf_counter()
     try:
-        with torch.inference_mode():
+        with exclusive_model(loaded, adapter), torch.inference_mode():
             out = loaded.model.generate(
                 **enc,
                 **settings.generate_kwargs(),
@@ -79,7 +125,7 @@ def generate_batch(
             ids = row_ids[1:] if loaded.is_seq2seq else row_ids[width:]
             row.append(
                 BatchOutput(
-                    text=decode_new(tok, ids),
+                    text=cut_at_stop(decode_new(tok, ids), settings.stop)[0],
                     prompt_tokens=int(prompt_lens[i]),
                     new_tokens=_count_new(ids, tok),
                     seconds=seconds,
@@ -107,15 +153,37 @@ def generate_many(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    adapter: str | None = None,
 ) -> list[BatchOutput]:
-    """One output per prompt, in order, in batches (for evaluation)."""
+    """One output per prompt, in order (for evaluation).
+
+    Through the engine the prompts join its batch as rows finish (at most `batch_size` waiting
+    or running at once); otherwise in `generate()` calls of `batch_size` prompts.
+    """
+    settings.validate()
+    if engine_reason(loaded, settings) is None:
+        owner = f"batch-{uuid.uuid4().hex[:8]}"
+        requests = [
+            Request(
+                encode_prompt(loaded, p)["input_ids"][0].tolist(),
+                settings,
+                adapter=adapter,
+                kind=BACKGROUND,
+                owner=owner,
+            )
+            for p in prompts
+        ]
+        start = time.perf_counter()
+        updates = run_all(loaded, requests, should_stop, progress, window=max(1, batch_size))
+        seconds = time.perf_counter() - start
+        return [BatchOutput(u.text, u.prompt_tokens, u.new_tokens, seconds) for u in updates]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[BatchOutput | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         if should_stop and should_stop():
             raise Cancelled("Evaluation cancelled.")
         idx = order[start : start + batch_size]
-        rows = generate_batch(loaded, [prompts[i] for i in idx], settings)
+        rows = _one_generate_call(loaded, [prompts[i] for i in idx], settings, 1, adapter)
         for i, row in zip(idx, rows, strict=True):
             outputs[i] = row[0]
         if progress:

@@ -1,18 +1,17 @@
-"""Fast batch-1 decoding: a static KV cache and the one-token step replayed as a CUDA graph.
+"""Fast decoding on CUDA: a static KV cache and the one-token step replayed as a CUDA graph.
 
 At batch 1 a 7B model spends most of each `generate()` step launching kernels from Python
 (hundreds per token), not reading weights. Here the prompt is prefilled eagerly into a
 static cache, the one-token forward is captured once as a CUDA graph, and every later token
-is one graph replay plus a few sampling kernels. Inside the graph, RMSNorm and rotary
-embedding run as torch.compile'd fused kernels (fewer, larger kernels), and each next step
-is queued before the current token reaches the host, so streaming overlaps the GPU work.
-The graph and its cache are kept on the model and reused by later requests of the same
-cache size. Measured on an H100 (7B shapes): bench/RESULTS.md, section GPU.
+is one graph replay plus the sampler's kernels (sampler.py, the same sampler the engine uses).
+Inside the graph, RMSNorm and rotary embedding run as torch.compile'd fused kernels, and each
+next step is queued before the current token reaches the host. Measured on an H100 (7B
+shapes): bench/RESULTS.md, section GPU.
 
-`decode_tokens` is the loop (eager steps where graphs are off, e.g. on CPU in tests);
-`fast_generate` is the drop-in that `stream.py` calls, returning None where it does not apply
-so that the caller uses plain `generate()`. `decode_rows` is the same loop for several
-continuations of one prompt at once (the side-by-side grid in compare.py).
+`_Runner` is the captured step; `decode_tokens` (one row) and `decode_rows` (several
+continuations of one prompt) drive it for the GPU benches. The app's generations run in the
+engine's continuous batch (engine.py), which does not use these runners yet: its rows have
+different lengths, which a static cache shared by all rows does not hold.
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 
+from playground.generation.engine import eos_ids  # noqa: F401 - callers import it from here too
+from playground.generation.sampler import RowSampling, sample_next_token
 from playground.generation.settings import DecodingSettings
 
 log = logging.getLogger(__name__)
@@ -150,17 +151,6 @@ def _layer_types(config: Any) -> list[str]:
 
     text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
     return list(get_layer_types_and_kwargs(text)[0])
-
-
-def eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    """The ids that end an answer, as generate() sees them (model's generation_config first)."""
-    gen = getattr(model, "generation_config", None)
-    eos = getattr(gen, "eos_token_id", None) if gen is not None else None
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    if eos is None:
-        return set()
-    return {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
 
 
 class _Runner:
@@ -380,68 +370,6 @@ def _cache_length(needed: int, model: Any, config: FastDecodeConfig) -> int:
     return length
 
 
-class _Picker:
-    """Turns logits into the next token on the device, as generate()'s processors would."""
-
-    def __init__(self, settings: DecodingSettings, prompt_ids: torch.Tensor, vocab: int) -> None:
-        self.settings = settings
-        self.seen: torch.Tensor | None = None
-        if settings.repetition_penalty != 1.0:
-            self.seen = torch.zeros(vocab, dtype=torch.bool, device=prompt_ids.device)
-            self.seen[prompt_ids.view(-1)] = True
-        self.n = int(settings.no_repeat_ngram_size)
-        self.history = [int(t) for t in prompt_ids.view(-1).tolist()] if self.n > 0 else []
-        self.ngrams: dict[tuple[int, ...], set[int]] = {}
-        for end in range(self.n, len(self.history) + 1) if self.n > 0 else ():
-            self._add_ngram(self.history[end - self.n : end])
-
-    def _add_ngram(self, gram: list[int]) -> None:
-        self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
-
-    def pick(self, logits: torch.Tensor) -> torch.Tensor:
-        s = self.settings
-        scores = logits.float().view(-1)
-        if self.seen is not None:
-            p = float(s.repetition_penalty)
-            penalised = torch.where(scores < 0, scores * p, scores / p)
-            scores = torch.where(self.seen, penalised, scores)
-        if self.n > 0 and len(self.history) + 1 >= self.n:
-            banned = self.ngrams.get(tuple(self.history[len(self.history) - self.n + 1 :]), ())
-            if banned:
-                scores = scores.index_fill(
-                    0, torch.tensor(sorted(banned), device=scores.device), -float("inf")
-                )
-        if not s.do_sample:
-            token = scores.argmax().view(1)
-        else:
-            token = torch.multinomial(torch.softmax(_warp(scores, s), dim=-1), 1)
-        return token
-
-    def seen_token(self, token: torch.Tensor, value: int) -> None:
-        if self.seen is not None:
-            self.seen[token] = True
-        if self.n > 0:
-            self.history.append(value)
-            if len(self.history) >= self.n:
-                self._add_ngram(self.history[-self.n :])
-
-
-def _warp(scores: torch.Tensor, s: DecodingSettings) -> torch.Tensor:
-    """Temperature, then top-k, then top-p: generate()'s warpers, in its order."""
-    if s.temperature != 1.0:
-        scores = scores / float(s.temperature)
-    if s.top_k > 0:
-        kth = torch.topk(scores, min(int(s.top_k), scores.numel())).values[-1]
-        scores = scores.masked_fill(scores < kth, -float("inf"))
-    if s.top_p < 1.0:
-        ordered, order = torch.sort(scores, descending=False)
-        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative <= (1 - float(s.top_p))
-        drop[-1] = False
-        scores = scores.masked_fill(drop.scatter(0, order, drop), -float("inf"))
-    return scores
-
-
 def decode_tokens(
     model: Any,
     input_ids: torch.Tensor,
@@ -461,9 +389,9 @@ def decode_tokens(
     try:
         logits = runner.prefill(input_ids)
         runner.ensure_graph()
-        picker = _Picker(settings, input_ids, logits.shape[-1])
+        row = RowSampling.start(settings, input_ids[0].tolist(), device)
         reader = _TokenReader(device)
-        token = picker.pick(logits)
+        token = sample_next_token(logits, [row])
         for i in range(int(settings.max_new_tokens)):
             last = i + 1 == settings.max_new_tokens
             reader.start(token)
@@ -472,11 +400,11 @@ def decode_tokens(
                 # it while the host streams this one; after eos or a stop it is simply unused.
                 logits = runner.step(token)
             value = reader.value()
-            picker.seen_token(token, value)
+            row.observe(value)
             yield value
             if last or value in eos or (should_stop is not None and should_stop()):
                 return
-            token = picker.pick(logits)
+            token = sample_next_token(logits, [row])
     finally:
         runner.lock.release()
 
@@ -593,55 +521,3 @@ def decode_rows(
     finally:
         runner.lock.release()
     return out
-
-
-def fast_generate(
-    model: Any,
-    inputs: dict[str, torch.Tensor],
-    settings: DecodingSettings,
-    streamer: Any,
-    stop: threading.Event,
-    tokenizer: Any,
-    config: FastDecodeConfig | None = None,
-) -> torch.Tensor | None:
-    """generate() for batch-1 chat on CUDA: returns the new ids, or None to use generate().
-
-    Feeds `streamer` like generate() does (prompt first, then each token, then end()).
-    """
-    input_ids = inputs["input_ids"]
-    mask = inputs.get("attention_mask")
-    reason = unsupported_reason(model, settings, input_ids)
-    if reason is None and mask is not None and not bool(mask.all()):
-        reason = "the prompt has padding"
-    if reason is not None:
-        if input_ids.device.type == "cuda":
-            log.info("fast decode not used: %s", reason)
-        return None
-    steps = decode_tokens(model, input_ids, settings, eos_ids(model, tokenizer), stop.is_set, config)
-    try:
-        first = next(steps)
-    except Busy:
-        log.info("fast decode not used: another request is decoding with this model")
-        return None
-    except torch.OutOfMemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - nothing was streamed yet, so generate() can take over
-        log.warning(
-            "fast decode failed before the first token (%s: %s); using generate()", type(exc).__name__, exc
-        )
-        model._playground_fast_decode = None
-        return None
-    tokens = [first]
-    try:
-        if streamer is not None:
-            streamer.put(input_ids.cpu())
-            streamer.put(torch.tensor([first]))
-        for value in steps:
-            tokens.append(value)
-            if streamer is not None:
-                streamer.put(torch.tensor([value]))
-    finally:
-        steps.close()
-    if streamer is not None:
-        streamer.end()
-    return torch.tensor(tokens, dtype=torch.long, device=input_ids.device)

@@ -1,8 +1,9 @@
-"""Text generation with streaming and a stop that really stops `generate()`.
+"""Text generation with streaming and a stop that really stops the computation.
 
-`generate()` runs in a worker thread and pushes tokens into a streamer; a stopping
-criterion checks a threading.Event between tokens, so "stop" ends the computation itself,
-not just the display.
+Requests go to the model's generation engine (engine.py), which decodes everyone's rows in one
+batch and checks each row's stop flag between tokens. What it does not batch (beam search,
+encoder-decoder models) runs `generate()` in a worker thread with a streamer and a stopping
+criterion on the same flag.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground.errors import PlaygroundError
+from playground.generation.engine import INTERACTIVE, Request, engine_for, engine_reason, oom_message
 from playground.generation.settings import DecodingSettings
+from playground.generation.stops import cut_at_stop
+from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
+
+# How often a waiting request's queue position is refreshed.
+QUEUE_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -26,6 +33,7 @@ class GenerationUpdate:
     seconds: float
     finished: bool = False
     stopped: bool = False
+    queue: str = ""  # where the request is: "generating with 3 others", "waiting: position 2 …"
 
     @property
     def tokens_per_s(self) -> float:
@@ -33,17 +41,11 @@ class GenerationUpdate:
 
     def stats_line(self) -> str:
         state = "stopped" if self.stopped else ("done" if self.finished else "generating")
-        return (
+        line = (
             f"prompt {self.prompt_tokens} tokens · new {self.new_tokens} tokens · "
             f"{self.tokens_per_s:.1f} tokens/s · {self.seconds:.1f} s · {state}"
         )
-
-
-def oom_message(where: str) -> str:
-    return (
-        f"Out of GPU memory during {where}. Try fewer max new tokens, fewer beams, a shorter prompt "
-        "or a smaller batch, or load the model in 4-bit. The model is still loaded and usable."
-    )
+        return f"{line} · {self.queue}" if self.queue else line
 
 
 def _stopping(stop: threading.Event) -> Any:
@@ -92,13 +94,16 @@ def stream_generate(
     prompt: str,
     settings: DecodingSettings,
     stop: threading.Event | None = None,
+    adapter: str | None = None,
+    owner: str = "",
+    kind: str = INTERACTIVE,
 ) -> Iterator[GenerationUpdate]:
-    """Yield the growing answer; the last update has finished=True (stopped=True if stopped)."""
-    import torch
-    from transformers import TextIteratorStreamer
+    """Yield the growing answer; the last update has finished=True (stopped=True if stopped).
 
-    from playground.generation.fast_decode import fast_generate
-
+    The request joins the model's generation engine (engine.py), decoded in one batch with
+    everyone else's; while it waits, updates with no text say where it is in the queue. Beam
+    search and encoder-decoder models run on `generate()` by themselves (`engine_reason`).
+    """
     settings.validate()
     stop = stop or threading.Event()
     inputs = encode_prompt(loaded, prompt)
@@ -108,6 +113,44 @@ def stream_generate(
             f"The prompt has {prompt_tokens} tokens; with {settings.max_new_tokens} new tokens it exceeds "
             f"the model's context of {loaded.context_length}. Shorten the chat (Clear) or lower max new tokens."
         )
+    if engine_reason(loaded, settings) is not None:
+        yield from _generate_alone(loaded, inputs, settings, stop, adapter)
+        return
+    ids = inputs["input_ids"][0].tolist()
+    ticket = engine_for(loaded).submit(Request(ids, settings, stop, adapter, kind, owner))
+    try:
+        for update in ticket.updates(poll=QUEUE_POLL_SECONDS):
+            if update is None:  # still waiting: tell the user where
+                yield GenerationUpdate("", prompt_tokens, 0, 0.0, queue=ticket.status())
+                continue
+            if update.error is not None:
+                raise update.error
+            yield GenerationUpdate(
+                update.text,
+                prompt_tokens,
+                update.new_tokens,
+                update.seconds,
+                finished=update.finished,
+                stopped=update.stopped,
+                queue="" if update.finished else ticket.status(),
+            )
+    finally:
+        # A consumer that goes away (closed browser tab, cancelled event) stops the generation too.
+        stop.set()
+
+
+def _generate_alone(
+    loaded: LoadedModel,
+    inputs: dict[str, Any],
+    settings: DecodingSettings,
+    stop: threading.Event,
+    adapter: str | None,
+) -> Iterator[GenerationUpdate]:
+    """`generate()` for what the engine does not batch (beam search, encoder-decoder models)."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    prompt_tokens = int(inputs["input_ids"].shape[1])
     counter = {"n": 0}
 
     class _CountingStreamer(TextIteratorStreamer):
@@ -129,14 +172,7 @@ def stream_generate(
     def work() -> None:
         try:
             seed_everything(settings.seed)
-            with torch.inference_mode():
-                # Batch-1 decoding on CUDA goes through a static cache replayed as a CUDA graph
-                # (fast_decode.py); None means it does not apply (CPU, beams, encoder-decoder,
-                # unsupported model or settings) and generate() runs exactly as before.
-                fast = fast_generate(loaded.model, inputs, settings, streamer, stop, tok)
-                if fast is not None:
-                    result["ids"] = fast
-                    return
+            with exclusive_model(loaded, adapter), torch.inference_mode():
                 out = loaded.model.generate(
                     **inputs,
                     **settings.generate_kwargs(),
@@ -162,7 +198,6 @@ def stream_generate(
                 yield GenerationUpdate(text, prompt_tokens, counter["n"], time.perf_counter() - start)
         thread.join()
     finally:
-        # A consumer that goes away (closed browser tab, cancelled event) stops the generation too.
         stop.set()
     if error:
         exc = error[0]
@@ -173,7 +208,7 @@ def stream_generate(
     ids = result["ids"]
     pad = tok.pad_token_id
     new = int((ids != pad).sum()) if pad is not None and pad != tok.eos_token_id else int(ids.numel())
-    text = decode_new(tok, ids)
+    text = cut_at_stop(decode_new(tok, ids), settings.stop)[0]
     stopped = stop.is_set() and not _ended_naturally(ids, tok, settings)
     yield GenerationUpdate(
         text, prompt_tokens, new, time.perf_counter() - start, finished=True, stopped=stopped

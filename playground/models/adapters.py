@@ -123,6 +123,14 @@ def _same_model(a: str, b: str) -> bool:
 
 def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = None) -> str:
     """Load an adapter onto the resident model under `name` (default: the folder name)."""
+    from playground.models.access import model_access
+
+    # Attaching rewrites the model's layers: never while a generation step runs.
+    with model_access(loaded):
+        return _attach_adapter(loaded, folder, name)
+
+
+def _attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None) -> str:
     from peft import PeftModel
 
     from playground.models.int4 import has_int4_layers
@@ -188,9 +196,12 @@ def detach_adapters(loaded: LoadedModel) -> None:
     """Give the plain base model back (the adapters' LoRA layers are removed)."""
     from peft import PeftModel
 
-    if isinstance(loaded.model, PeftModel):
-        loaded.model = loaded.model.unload()
-    loaded.adapters.clear()
+    from playground.models.access import model_access
+
+    with model_access(loaded):
+        if isinstance(loaded.model, PeftModel):
+            loaded.model = loaded.model.unload()
+        loaded.adapters.clear()
 
 
 def _adapter_layers_enabled(model: Any) -> bool:

@@ -11,7 +11,7 @@ import gradio as gr
 from playground.context import AppContext
 from playground.generation import DecodingSettings, stream_generate
 from playground.prompts.templates import TEMPLATES, get_template
-from playground.ui.common import message_text, user_errors
+from playground.ui.common import GENERATION_EVENT, message_text, user_errors
 
 # One stop flag per browser session: the stop button's handler sets the flag that the
 # generation thread of the same session checks between tokens.
@@ -100,7 +100,7 @@ def build_chat_tab(ctx: AppContext) -> None:
         user_text = message_text(history[-1]["content"])
         stop_flag = threading.Event()
         _stop_flags[_session_key(request)] = stop_flag
-        with ctx.models.use(ctx.chat_adapter) as loaded:
+        with ctx.models.use() as loaded:
             template_obj = (
                 get_template(custom_text) if template_name == "custom" else get_template(template_name)
             )
@@ -109,7 +109,8 @@ def build_chat_tab(ctx: AppContext) -> None:
             system_arg = system_text if system_text.strip() else None
             prompt = template_obj.render_conversation(past, user_text, system_arg, loaded.tokenizer)
             history = history + [{"role": "assistant", "content": ""}]
-            for update in stream_generate(loaded, prompt, settings, stop_flag):
+            owner = _session_key(request)
+            for update in stream_generate(loaded, prompt, settings, stop_flag, ctx.chat_adapter, owner):
                 history[-1]["content"] = update.text
                 yield history, update.stats_line(), prompt
 
@@ -131,7 +132,7 @@ def build_chat_tab(ctx: AppContext) -> None:
 
     inputs = [chatbot, system, template, custom, *decoding]
     outputs = [chatbot, stats, preview]
-    run = dict(fn=respond, inputs=inputs, outputs=outputs, concurrency_id="model", concurrency_limit=1)
+    run = dict(fn=respond, inputs=inputs, outputs=outputs, **GENERATION_EVENT)
     submit_event = message.submit(add_user, [message, chatbot], [message, chatbot], queue=False).then(**run)
     send_event = send.click(add_user, [message, chatbot], [message, chatbot], queue=False).then(**run)
     regen_event = regenerate.click(drop_last_answer, chatbot, chatbot, queue=False).then(**run)
@@ -147,12 +148,12 @@ def build_chat_tab(ctx: AppContext) -> None:
     ) -> Iterator[str]:
         """One-turn chat for scripts: streams the growing answer of the resident model."""
         settings = decoding_from_ui(temperature, 0.9, 50, max_new_tokens, 1.0, seed)
-        with ctx.models.use(ctx.chat_adapter) as loaded:
+        with ctx.models.use() as loaded:
             prompt = loaded.default_template.render(
                 message, system=system or None, tokenizer=loaded.tokenizer
             )
-            for update in stream_generate(loaded, prompt, settings):
+            for update in stream_generate(loaded, prompt, settings, adapter=ctx.chat_adapter):
                 yield update.text
 
-    gr.api(user_errors(chat), api_name="chat", concurrency_id="model", concurrency_limit=1)
+    gr.api(user_errors(chat), api_name="chat", **GENERATION_EVENT)
     del submit_event, send_event, regen_event

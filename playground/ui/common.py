@@ -42,6 +42,10 @@ def _as_gr_error(exc: BaseException) -> gr.Error:
     return gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The details are in the server log.")
 
 
+# Events whose model work is generation: they run side by side and the engine batches them.
+GENERATION_EVENT: dict[str, Any] = {"concurrency_id": "generation", "concurrency_limit": None}
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Show PlaygroundError messages in the UI as they are, and never a traceback."""
     if inspect.isgeneratorfunction(fn):

@@ -19,7 +19,7 @@ from playground.generation.compare import (
     sweep,
 )
 from playground.generation.settings import PRESETS, DecodingSettings
-from playground.ui.common import user_errors
+from playground.ui.common import GENERATION_EVENT, user_errors
 from playground.ui.compare_shared import SharedControls, new_stop_flag, on_stop, prompt_text, seed_or_none
 
 MAX_COLUMNS = 6
@@ -265,7 +265,7 @@ def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
         return values + [prompt]
 
     inputs = {n_columns, samples, seed, *prompt_inputs, *knob_inputs}
-    run.click(on_run, inputs, outputs + [preview], concurrency_id="model", concurrency_limit=1)
+    run.click(on_run, inputs, outputs + [preview], **GENERATION_EVENT)
     stop.click(on_stop, None, None, queue=False)
     _build_sweep(ctx, shared, instruction, extra, samples, seed, knob_inputs[: len(KNOBS)])
 
@@ -369,6 +369,5 @@ def _build_sweep(
         on_sweep,
         {param, values, samples, seed, *prompt_inputs, *first_column},
         [plot, table],
-        concurrency_id="model",
-        concurrency_limit=1,
+        **GENERATION_EVENT,
     )

@@ -43,3 +43,38 @@ def test_chat_streams_and_stops(page):
     # Clear empties the conversation.
     page.locator("#chat-clear").click()
     page.wait_for_function("document.querySelectorAll('#chatbot .message').length === 0")
+
+
+def test_two_browsers_chat_at_once_and_both_stream(browser, app_server):
+    """Two sessions stream their answers at the same time: neither waits for the other's answer."""
+    _, url = app_server
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    pages = [c.new_page() for c in contexts]
+    try:
+        for page in pages:
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+        for page, topic in zip(pages, ("a dragon who learns to cook", "a robot who learns to paint")):
+            page.locator("#chat-input textarea").fill(
+                f"Write a very long story about {topic}, with many chapters."
+            )
+            page.locator("#chat-send").click()
+        for page in pages:
+            page.locator("#chat-stats").get_by_text("generating").wait_for(timeout=30_000)
+        # Both answers grow during the same window of time.
+        grew = [set(), set()]
+        deadline = time.time() + 15
+        while time.time() < deadline and min(len(g) for g in grew) < 3:
+            for i, page in enumerate(pages):
+                grew[i].add(_assistant_text(page))
+            time.sleep(0.2)
+        assert min(len(g) for g in grew) >= 3, "both sessions streamed at once"
+        stats = [page.locator("#chat-stats").inner_text() for page in pages]
+        assert any("generating with 1 other" in s for s in stats), stats
+        for page in pages:
+            page.locator("#chat-stop").click()
+            page.locator("#chat-stats").get_by_text("stopped").wait_for(timeout=15_000)
+    finally:
+        for c in contexts:
+            c.close()

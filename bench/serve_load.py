@@ -1,0 +1,283 @@
+"""Many users at once: N simulated chat users on one model, serialised vs the batched engine.
+
+Each user sends chat turns of about `--prompt-tokens` prompt tokens and exactly `--new-tokens`
+new tokens (eos is held back, so every path does the same work), `--turns` times in a loop.
+Paths, in one run:
+- serial:       one request at a time under one lock, `generate()` (the app before the engine)
+- engine:       the project's generation engine, every user's rows in one continuous batch
+- app:          the real app through gradio_client (/chat API), on the engine
+- transformers: transformers' ContinuousBatchingManager (the peer baseline)
+For each path and N: aggregate tokens/s, per-user tokens/s (new tokens over the user's wall
+time, waiting included) and p50/p95 time to first token. The last line is
+`serve_load: <ratio>x (...)`: the engine's aggregate at the largest N over one user alone.
+
+CPU:  .venv/bin/python bench/serve_load.py --model smollm2-135m-instruct --users 1,4
+GPU:  python bench/serve_load.py --shape llama --users 1,4,8,16,32   (7B-shaped, random weights)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PATHS = ("serial", "engine", "app", "transformers")
+SENTENCE = "Please explain, step by step and with one small example, how a hash table handles collisions. "
+
+
+@dataclass
+class Load:
+    ttft: list[float] = field(default_factory=list)
+    per_user: list[float] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    def line(self, path: str, users: int) -> str:
+        if self.error:
+            return f"{path:>12} N={users:<3} unavailable: {self.error}"
+        q = statistics.quantiles(self.ttft, n=20) if len(self.ttft) > 1 else self.ttft * 19
+        return (
+            f"{path:>12} N={users:<3} aggregate {self.tokens / self.seconds:8.1f} tok/s · per user "
+            f"{statistics.mean(self.per_user):6.1f} tok/s · TTFT p50 {statistics.median(self.ttft) * 1000:6.0f} ms"
+            f" p95 {q[18] * 1000:6.0f} ms · {self.tokens} tokens in {self.seconds:.1f} s"
+        )
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds if self.seconds and not self.error else 0.0
+
+
+def _users(n: int, turns: int, one_turn) -> Load:
+    """n threads, each running `turns` turns; one_turn(user) -> (ttft seconds, new tokens)."""
+    load, lock = Load(), threading.Lock()
+
+    def user(u: int) -> None:
+        start, tokens = time.perf_counter(), 0
+        for _ in range(turns):
+            ttft, new = one_turn(u)
+            tokens += new
+            with lock:
+                load.ttft.append(ttft)
+        with lock:
+            load.tokens += tokens
+            load.per_user.append(tokens / (time.perf_counter() - start))
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    load.seconds = time.perf_counter() - began
+    return load
+
+
+def _prompt_ids(loaded: Any, n_tokens: int, user: int) -> list[int]:
+    tok = loaded.tokenizer
+    text = f"User {user}: " + SENTENCE * (1 + n_tokens // 12)
+    ids = tok(text, add_special_tokens=False)["input_ids"][:n_tokens]
+    return ids
+
+
+def serial_turns(loaded: Any, args: argparse.Namespace):
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    from playground.generation.settings import GREEDY
+
+    lock = threading.Lock()
+    kwargs = GREEDY.with_(max_new_tokens=args.new_tokens).generate_kwargs()
+
+    class FirstToken(BaseStreamer):
+        def __init__(self) -> None:
+            self.calls, self.at = 0, None
+
+        def put(self, value: Any) -> None:
+            self.calls += 1
+            if self.calls == 2:  # the first call is the prompt
+                self.at = time.perf_counter()
+
+        def end(self) -> None:
+            pass
+
+    def turn(user: int) -> tuple[float, int]:
+        ids = torch.tensor([_prompt_ids(loaded, args.prompt_tokens, user)], device=loaded.model.device)
+        submitted = time.perf_counter()
+        with lock, torch.inference_mode():
+            streamer = FirstToken()
+            out = loaded.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **kwargs
+            )
+        return streamer.at - submitted, int(out.shape[1] - ids.shape[1])
+
+    return turn
+
+
+def engine_turns(loaded: Any, args: argparse.Namespace):
+    from playground.generation.engine import Request, engine_for
+    from playground.generation.settings import GREEDY
+
+    settings = GREEDY.with_(max_new_tokens=args.new_tokens)
+
+    def turn(user: int) -> tuple[float, int]:
+        submitted = time.perf_counter()
+        ticket = engine_for(loaded).submit(Request(_prompt_ids(loaded, args.prompt_tokens, user), settings))
+        first = None
+        for update in ticket.updates():
+            if update is not None and first is None and update.new_tokens > 0:
+                first = time.perf_counter()
+            if update is not None and update.finished:
+                if update.error is not None:
+                    raise update.error
+                return first - submitted, update.new_tokens
+        raise AssertionError("no final update")
+
+    return turn
+
+
+def app_turns(loaded: Any, args: argparse.Namespace, url: str):
+    from gradio_client import Client
+
+    message = SENTENCE * max(1, args.prompt_tokens // 20)
+
+    def turn(user: int) -> tuple[float, int]:
+        client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+        submitted = time.perf_counter()
+        job = client.submit(f"User {user}: {message}", "", args.new_tokens, 0.7, user, api_name="/chat")
+        first = None
+        while not job.done():
+            if first is None and job.outputs():
+                first = time.perf_counter()
+            time.sleep(0.005)
+        text = job.result()
+        first = first or time.perf_counter()
+        return first - submitted, len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return turn
+
+
+def transformers_turns(loaded: Any, args: argparse.Namespace):
+    from transformers import ContinuousBatchingConfig, GenerationConfig
+
+    config = GenerationConfig(max_new_tokens=args.new_tokens, do_sample=False)
+    # CUDA graphs: the peer's fastest setting (the issue measured 392 tok/s at 16 users with it).
+    batching = ContinuousBatchingConfig(use_cuda_graph=args.cuda)
+    manager = loaded.model.init_continuous_batching(
+        generation_config=config, continuous_batching_config=batching
+    )
+    manager.start()
+
+    def turn(user: int) -> tuple[float, int]:
+        submitted = time.perf_counter()
+        rid = manager.add_request(
+            _prompt_ids(loaded, args.prompt_tokens, user), max_new_tokens=args.new_tokens, streaming=True
+        )
+        first, new = None, 0
+        for output in manager.request_id_iter(rid):
+            if first is None and output.generated_tokens:
+                first = time.perf_counter()
+            new = len(output.generated_tokens)
+            if output.error:
+                raise RuntimeError(output.error)
+        return (first or time.perf_counter()) - submitted, new
+
+    return turn, manager
+
+
+def launch_app(loaded_name: str, options: Any) -> tuple[str, Any]:
+    import socket
+
+    from playground.context import AppContext
+    from playground.ui.app import build_app, launch_kwargs
+
+    ctx = AppContext()
+    ctx.models.load(loaded_name, options)
+    demo = build_app(ctx)
+    demo.queue(default_concurrency_limit=4, max_size=256)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+    )
+    return f"http://127.0.0.1:{port}/", ctx
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="a preset, folder or hub id")
+    parser.add_argument("--shape", help="instead of --model: a random-weight model of bench/_gpu_models.py")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--users", default="1,4", help="comma-separated N (1,4,8,16,32)")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"any of {','.join(PATHS)}")
+    parser.add_argument("--turns", type=int, default=2, help="chat turns per user")
+    parser.add_argument("--prompt-tokens", type=int, default=100)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--root", default="/tmp/gpu-models", help="where --shape models are saved")
+    args = parser.parse_args()
+
+    import torch
+
+    from playground.models import LoadOptions
+
+    args.cuda = torch.cuda.is_available()
+    where = torch.cuda.get_device_name() if args.cuda else f"CPU, {torch.get_num_threads()} threads"
+    name = args.model
+    if args.shape:
+        from bench._gpu_models import ensure_saved
+
+        name = str(ensure_saved(args.shape, Path(args.root)))
+    options = LoadOptions(precision=args.precision)
+    paths = [p for p in args.paths.split(",") if p]
+    url, ctx = launch_app(name, options)
+    loaded = ctx.models.current
+    # Every answer has exactly --new-tokens tokens on every path: eos is held back.
+    loaded.model.generation_config.min_new_tokens = args.new_tokens
+    label = f"{loaded.name} on {where}, {args.prompt_tokens}-token prompts, {args.new_tokens} new tokens"
+    print(f"serve_load: {label}, {args.turns} turns per user", flush=True)
+    makers = {
+        "serial": lambda: serial_turns(loaded, args),
+        "engine": lambda: engine_turns(loaded, args),
+        "app": lambda: app_turns(loaded, args, url),
+    }
+    results: dict[tuple[str, int], Load] = {}
+    users = [int(n) for n in args.users.split(",")]
+    for path in paths:
+        manager = None
+        try:
+            if path == "transformers":
+                turn, manager = transformers_turns(loaded, args)
+            else:
+                turn = makers[path]()
+            turn(0)  # warm-up
+            for n in users:
+                results[path, n] = load = _users(n, args.turns, turn)
+                print(load.line(path, n), flush=True)
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot run here is reported, not fatal
+            results[path, users[0]] = load = Load(error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            print(load.line(path, users[0]), flush=True)
+        finally:
+            if manager is not None:
+                manager.stop(block=True)
+    top = max(users)
+    alone = results.get(("serial", 1)) or results.get(("engine", 1))
+    batched = results.get(("engine", top))
+    if alone and batched and alone.rate:
+        base = "serialised" if ("serial", 1) in results else "engine"
+        print(
+            f"serve_load: {batched.rate / alone.rate:.2f}x (engine aggregate tok/s at {top} users vs one user "
+            f"alone on the {base} path; {label})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
