@@ -262,8 +262,13 @@ def main() -> int:
         name = str(ensure_saved(args.shape, Path(args.root)))
     options = LoadOptions(precision=args.precision)
     paths = [p for p in args.paths.split(",") if p]
-    url, ctx = launch_app(name, options)
-    loaded = ctx.models.current
+    if "app" in paths:
+        url, ctx = launch_app(name, options)
+        loaded = ctx.models.current
+    else:  # no web server needed (and the GPU machine has no gradio)
+        from playground.models import load_model
+
+        url, loaded = "", load_model(name, options)
     # Every answer has exactly --new-tokens tokens on every path: eos is held back.
     loaded.model.generation_config.min_new_tokens = args.new_tokens
     label = f"{loaded.name} on {where}, {args.prompt_tokens}-token prompts, {args.new_tokens} new tokens"
