@@ -196,9 +196,9 @@ class TrainingConfig:
             f"(got {self.activation_memory_gb})",
         )
         if self.output:
-            out = Path(self.output).expanduser()
+            output = Path(self.output).expanduser()
             need(
-                out.is_absolute() or _in_adapters_dir(out),
+                output.is_absolute() or _in_adapters_dir(output),
                 f"output {self.output!r} must be an adapter name (adapters/NAME), not a path elsewhere",
             )
             need(
