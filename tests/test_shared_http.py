@@ -102,7 +102,9 @@ def test_wrong_passwords_lock_the_user_and_the_address_out(shared_app):
         assert login(base, "alice", "guess").status_code == 400
     assert login(base, "alice", "guess").status_code == 400  # the 4th locks for 10 s
     locked = login(base, "alice", "wonderland")
-    assert locked.status_code == 429 and "Too many failed logins. Try again in 10 s" in locked.json()["detail"]
+    assert (
+        locked.status_code == 429 and "Too many failed logins. Try again in 10 s" in locked.json()["detail"]
+    )
     clock[0] += 11
     assert login(base, "alice", "guess").status_code == 400
     assert "in 20 s" in login(base, "alice", "wonderland").json()["detail"]  # the delay doubles
