@@ -113,6 +113,12 @@ def test_model_name_errors_do_not_reveal_which_server_paths_exist(tmp_path, monk
     assert refusal(existing) == refusal(missing)
     assert refusal("../../etc/passwd") == refusal("../../no/such")
     assert check_model_source("smollm2-135m-instruct") == "smollm2-135m-instruct"
+    # Single-user: its user may load any folder of their machine, but not the ones users write into.
+    assert check_model_source(str(tmp_path), shared=False) == str(tmp_path.resolve())
+    from playground.paths import data_dir
+
+    with pytest.raises(ModelLoadError):
+        check_model_source(str(data_dir() / "uploads"), shared=False)
     assert check_model_source("org/model") == "org/model"
 
 

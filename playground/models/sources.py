@@ -37,11 +37,12 @@ def forbidden_model_roots() -> list[Path]:
     return [data_dir(), adapters_dir(), Path(gradio_uploads)]
 
 
-def check_model_source(name: str) -> str:
+def check_model_source(name: str, shared: bool = True) -> str:
     """`name` if the app may load it: a preset, a hub id, or a folder under an allowed root.
 
-    The refusal reads the same whether the folder exists or not, so it reveals nothing about the
-    server's files.
+    On a single-user playground its user (the machine's owner) may load any folder except the
+    ones users write into. The refusal reads the same whether the folder exists or not, so it
+    reveals nothing about the server's files.
     """
     text = (name or "").strip()
     if not text:
@@ -50,9 +51,8 @@ def check_model_source(name: str) -> str:
         return text
     path = Path(text).expanduser()
     if text.startswith(("/", ".", "~")) or path.exists() or "\\" in text:
-        if any(inside(root, path) for root in allowed_model_roots()) and not any(
-            inside(root, path) for root in forbidden_model_roots()
-        ):
+        allowed = not shared or any(inside(root, path) for root in allowed_model_roots())
+        if allowed and not any(inside(root, path) for root in forbidden_model_roots()):
             return str(path.resolve())
         raise ModelLoadError(
             f"{text[:80]!r} is not a model this playground may load: choose a preset, a Hugging Face id "

@@ -103,7 +103,7 @@ def build_model_bar(ctx: AppContext) -> ModelBar:
         name: str, precision: str, request: gr.Request, progress: gr.Progress = gr.Progress()
     ) -> tuple[str, None, dict]:
         owner_of(ctx, request).require_admin("Loading a model")
-        source = check_model_source(name)
+        source = check_model_source(name, shared=ctx.deployment.shared)
         options = LoadOptions(precision=precision, trust_remote_code=trust_remote_code_allowed())
         ctx.models.load(source, options, progress_callback(progress))
         return model_status(ctx), None, gr.update(value="(none)")
