@@ -7,8 +7,9 @@ import logging
 import os
 
 from playground.context import AppContext
+from playground.identity import Deployment
 from playground.models import EMBEDDED_KEY
-from playground.ui.app import build_app, launch_kwargs
+from playground.ui.app import build_app, configure_queue, launch_kwargs
 
 
 def main() -> None:
@@ -24,13 +25,17 @@ def main() -> None:
         kwargs = launch_kwargs()
     except ValueError as exc:  # a malformed PLAYGROUND_AUTH: say so instead of a traceback
         raise SystemExit(f"error: {exc}") from None
-    ctx = AppContext()
+    deployment = Deployment.from_env(args.host)
+    if deployment.shared:
+        # Training workers and every limit read this: they apply the shared deployment's rules too.
+        os.environ["PLAYGROUND_SHARED"] = "1"
+    ctx = AppContext(deployment=deployment)
     if not args.no_preload:
         print(f"Loading {args.model} (the first start converts the embedded model, ~25 s)...", flush=True)
         ctx.models.load(args.model)
         print(ctx.models.current.describe(), flush=True)
     demo = build_app(ctx)
-    demo.queue(default_concurrency_limit=4, max_size=64)
+    configure_queue(demo)
     demo.launch(server_name=args.host, server_port=args.port, **kwargs)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from playground.identity import Deployment
 from playground.leaderboard import Leaderboard
 from playground.models import ModelManager
 from playground.training.jobs import JobManager
@@ -12,10 +13,15 @@ from playground.training.jobs import JobManager
 class AppContext:
     """Created once per app; services that touch disk are opened on first use."""
 
-    def __init__(self, models: ModelManager | None = None, leaderboard: Leaderboard | None = None) -> None:
+    def __init__(
+        self,
+        models: ModelManager | None = None,
+        leaderboard: Leaderboard | None = None,
+        deployment: Deployment | None = None,
+    ) -> None:
         self.models = models or ModelManager()
-        # The adapter chat uses (None = the base model); comparisons pick their own.
-        self.chat_adapter: str | None = None
+        # Login or not, shared or single-user: who owns what and who may load models.
+        self.deployment = deployment or Deployment.from_env()
         if leaderboard is not None:
             self.__dict__["leaderboard"] = leaderboard
 

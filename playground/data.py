@@ -13,7 +13,10 @@ import io
 import json
 import os
 import re
-import uuid
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +24,7 @@ from typing import Any, NoReturn
 from playground.atomic import TEMP_PREFIX, atomic_write_bytes
 from playground.data_types import Dataset, Example
 from playground.errors import DatasetError
+from playground.limits import current_limits
 from playground.paths import data_dir
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -102,7 +106,9 @@ def load_dataset(
     path = Path(path)
     label = name or path.name
     data = _read_bytes(path, label, max_bytes)
-    rows, columns = _parse(path, label, data)
+    with _parse_slot(len(data), label):
+        rows, columns = _parse(path, label, data)
+    current_limits().check_rows(len(rows), label)
     plan = _detect(label, columns, mapping)
     ref_data = None
     ref_lines = None
@@ -123,6 +129,33 @@ def load_dataset(
         sha256=_sha256(data, ref_data),
         notes=notes,
     )
+
+
+# Parsing takes about 15 times a file's size in memory: big files are read a few at a time.
+BIG_FILE_BYTES = 16 * 1024 * 1024
+PARSE_WAIT_S = 120.0
+_parse_slots: threading.BoundedSemaphore | None = None
+_parse_slots_lock = threading.Lock()
+
+
+@contextmanager
+def _parse_slot(size: int, label: str) -> Iterator[None]:
+    global _parse_slots
+    if size < BIG_FILE_BYTES:
+        yield
+        return
+    with _parse_slots_lock:
+        if _parse_slots is None:
+            _parse_slots = threading.BoundedSemaphore(current_limits().parse_concurrency)
+        slots = _parse_slots
+    if not slots.acquire(timeout=PARSE_WAIT_S):
+        raise DatasetError(
+            label, "cannot be read now: the server is reading other large files. Try again soon."
+        )
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def read_columns(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
@@ -157,19 +190,54 @@ def dataset_sha256(path: str | Path, references: str | Path | None = None) -> st
     return _sha256(Path(path).read_bytes(), ref_data)
 
 
-def save_upload(src_path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
-    """Copy an uploaded file into data_dir()/uploads under a name no other upload has."""
+def uploads_dir(owner_id: str) -> Path:
+    """One folder per owner (named by a hash of the id: user names stay out of paths)."""
+    folder = data_dir() / "uploads" / hashlib.sha256(owner_id.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_upload(
+    src_path: str | Path, owner_id: str = "system", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Path:
+    """Keep an uploaded file for a job that reads it later: stored once per owner by content hash.
+
+    Then the owner's old uploads are cleaned: those past the age limit, then the oldest until the
+    owner is within the quota (PLAYGROUND_UPLOAD_MAX_AGE_DAYS, PLAYGROUND_UPLOAD_QUOTA_MB).
+    """
     src = Path(src_path)
     data = _read_bytes(src, src.name, max_bytes)
-    stem = re.sub(r"[^\w.-]+", "_", src.stem).lstrip(".")[:80] or "upload"
-    suffix = re.sub(r"[^\w.]+", "", src.suffix.lower())
-    folder = data_dir() / "uploads"
-    while True:
-        dest = folder / f"{stem}-{uuid.uuid4().hex[:10]}{suffix}"
-        if not dest.exists():
-            break
-    atomic_write_bytes(dest, data)
+    suffix = re.sub(r"[^\w.]+", "", src.suffix.lower())[:10]
+    folder = uploads_dir(owner_id)
+    dest = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
+    if dest.is_file():
+        os.utime(dest)  # used again: the age limit counts from now
+    else:
+        atomic_write_bytes(dest, data)
+    prune_uploads(folder, keep=dest)
     return dest
+
+
+def prune_uploads(folder: Path, keep: Path | None = None) -> list[Path]:
+    """Remove uploads older than the age limit, then the oldest beyond the quota; returns them."""
+    limits = current_limits()
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(TEMP_PREFIX)),
+        key=lambda p: p.stat().st_mtime,
+    )
+    removed: list[Path] = []
+    cutoff = time.time() - limits.upload_max_age_days * 86400
+    total = sum(p.stat().st_size for p in files)
+    for path in files:
+        if path == keep:
+            continue
+        too_old = limits.upload_max_age_days and path.stat().st_mtime < cutoff
+        over_quota = limits.upload_quota_mb and total > limits.upload_quota_mb * 1024 * 1024
+        if too_old or over_quota:
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 # --- reading bytes into rows -------------------------------------------------------------------
@@ -238,6 +306,17 @@ def _line_at(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
+_HUGE_NUMBER = "has a number with thousands of digits, which no data set needs; quote it as text."
+_LISTED_COLUMNS = 20
+
+
+def column_list(columns: list[Any]) -> str:
+    """Column names for a message: the first few, each cut short, and how many there are in all."""
+    shown = [str(c) if len(str(c)) <= 40 else str(c)[:40] + "…" for c in columns[:_LISTED_COLUMNS]]
+    more = len(columns) - len(shown)
+    return ", ".join(shown) + (f", … ({len(columns):,} columns in all)" if more > 0 else "")
+
+
 def _parse(path: Path, label: str, data: bytes) -> tuple[list[_Row], list[str]]:
     suffix = path.suffix.lower()
     text = _decode(label, data, _KIND_LABELS.get(suffix, "a data file"))
@@ -295,6 +374,9 @@ def _parse_json(label: str, text: str) -> list[_Row]:
         raise DatasetError(label, _json_problem(e, text)) from None
     except RecursionError:
         raise DatasetError(label, "is nested too deeply to be a data set.") from None
+    except ValueError:
+        # Python refuses to convert integers of more than 4,300 digits (a denial-of-service guard).
+        raise DatasetError(label, _HUGE_NUMBER) from None
     if isinstance(doc, dict) and isinstance(doc.get("examples"), list):
         doc = doc["examples"]  # a BIG-bench task.json
     if isinstance(doc, dict):
@@ -326,6 +408,8 @@ def _parse_jsonl(label: str, text: str) -> list[_Row]:
             ) from None
         except RecursionError:
             raise DatasetError(label, f"line {line_no} is nested too deeply.", row=len(rows) + 1) from None
+        except ValueError:
+            raise DatasetError(label, f"line {line_no}: {_HUGE_NUMBER}", row=len(rows) + 1) from None
         rows.append(_Row(len(rows) + 1, line_no, value))
     return rows
 
@@ -352,7 +436,7 @@ def _parse_csv(label: str, text: str, delimiter: str) -> tuple[list[_Row], list[
             if len(cells) > len(header) and not any(c.strip() for c in cells[len(header) :]):
                 cells = cells[: len(header)]  # trailing empty cells, as spreadsheets write
             if len(cells) != len(header):
-                missing = ", ".join(header[len(cells) :])
+                missing = column_list(header[len(cells) :])
                 detail = f"; missing: {missing}" if missing else ""
                 raise DatasetError(
                     label,
@@ -408,7 +492,7 @@ def _detect(label: str, columns: list[str], mapping: ColumnMapping | None) -> _P
         targets = find("targets", "target")
         answers = (targets,) if targets else ()
         return _Plan("bigbench", question, answers=answers, scores=find("target_scores"), id=id_col)
-    found = ", ".join(map(str, columns)) or "none"
+    found = column_list(columns) or "none"
     raise DatasetError(
         label,
         f"cannot tell which column is the instruction. Columns found: {found}. "
@@ -427,7 +511,7 @@ def _plan_from_mapping(label: str, columns: list[str], mapping: ColumnMapping) -
         raise DatasetError(label, "the column mapping must say which column holds the instruction.")
     for role, column in roles.items():
         if column is not None and column not in columns:
-            found = ", ".join(map(str, columns))
+            found = column_list(columns)
             raise DatasetError(
                 label,
                 f"the column mapping picks '{column}' for {role}, but there is no such column "
@@ -446,7 +530,7 @@ def _column_notes(plan: _Plan, columns: list[str], mapping: ColumnMapping | None
     used_cols = {plan.instruction, plan.input, plan.id, plan.scores, *plan.answers}
     ignored = [str(c) for c in columns if c not in used_cols]
     if ignored:
-        notes.append(f"Ignored columns: {', '.join(ignored)}.")
+        notes.append(f"Ignored columns: {column_list(ignored)}.")
     return notes
 
 

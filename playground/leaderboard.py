@@ -45,6 +45,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    inspect,
     make_url,
     select,
     update,
@@ -52,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.pool import StaticPool
 
 from playground.errors import PlaygroundError
+from playground.identity import SYSTEM, Owner, display_owner
 from playground.paths import data_dir
 
 STATUSES = ("running", "finished", "failed", "cancelled", "interrupted")
@@ -90,7 +92,11 @@ runs_table = Table(
     Column("pid", Integer),
     Column("host", String(255)),
     Column("notes", JSON, nullable=False),
+    Column("owner", String(255)),
+    Column("published", Integer, nullable=False, default=0),
 )
+# Columns added after the first release: databases created before get them on open.
+_ADDED_COLUMNS = {"owner": "VARCHAR(255)", "published": "INTEGER NOT NULL DEFAULT 0"}
 
 examples_table = Table(
     "run_examples",
@@ -145,6 +151,8 @@ class RunRecord(RunSpec):
     duration_s: float | None
     pid: int | None
     host: str | None
+    owner: str | None = None
+    published: bool = False
 
     def spec(self) -> RunSpec:
         """Just the settings, without the outcome."""
@@ -270,6 +278,10 @@ class Leaderboard:
         self._writer = self.engine.execution_options(**{_WRITE: True})
         with self._write() as conn:
             metadata.create_all(conn)
+            present = {c["name"] for c in inspect(conn).get_columns("runs")}
+            for name, ddl in _ADDED_COLUMNS.items():
+                if name not in present:
+                    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {name} {ddl}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -292,7 +304,11 @@ class Leaderboard:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def start_run(self, spec: RunSpec) -> int:
+    def as_owner(self, owner: Owner) -> OwnedLeaderboard:
+        """This leaderboard, with the runs it starts stamped as `owner`'s."""
+        return OwnedLeaderboard(self, owner)
+
+    def start_run(self, spec: RunSpec, owner: str | None = None) -> int:
         if spec.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {spec.strategy!r}")
         if spec.selection is not None and spec.selection not in SELECTIONS:
@@ -305,6 +321,8 @@ class Leaderboard:
             started_at=datetime.now(UTC),
             pid=os.getpid(),
             host=socket.gethostname(),
+            owner=owner,
+            published=0,
         )
         with self._write() as conn:
             return int(conn.execute(runs_table.insert().values(values)).inserted_primary_key[0])
@@ -398,10 +416,21 @@ class Leaderboard:
                 )
         return len(stale)
 
-    def delete_run(self, run_id: int) -> None:
+    def delete_run(self, run_id: int, by: Owner = SYSTEM) -> None:
         with self._write() as conn:
             self._status(conn, run_id)
+            by.require(self._owner(conn, run_id), f"Run #{run_id}")
             conn.execute(runs_table.delete().where(runs_table.c.id == run_id))  # examples cascade
+
+    def publish_run(self, run_id: int, by: Owner, published: bool = True) -> None:
+        """Let everyone (or again only the owner) read the run's per-example rows."""
+        with self._write() as conn:
+            self._status(conn, run_id)
+            by.require(self._owner(conn, run_id), f"Run #{run_id}")
+            conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(published=int(published)))
+
+    def _owner(self, conn: Connection, run_id: int) -> str | None:
+        return conn.execute(select(runs_table.c.owner).where(runs_table.c.id == run_id)).scalar()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -440,7 +469,14 @@ class Leaderboard:
             raise PlaygroundError(f"no run #{run_id}")
         return _record(row)
 
-    def examples(self, run_id: int) -> list[ExampleResult]:
+    def examples(self, run_id: int, viewer: Owner = SYSTEM) -> list[ExampleResult]:
+        """The run's per-example rows: for its owner and admins, or anyone once published."""
+        record = self.run(run_id)
+        if not record.published and not viewer.can_manage(record.owner):
+            raise PlaygroundError(
+                f"The examples of run #{run_id} are private to {display_owner(record.owner)} (its scores "
+                "are shared; its rows hold their data). The owner can publish them."
+            )
         query = select(examples_table).where(examples_table.c.run_id == run_id).order_by(examples_table.c.idx)
         with self._read() as conn:
             return [
@@ -542,12 +578,41 @@ class Leaderboard:
             for name, column in metric_columns.items():
                 value = r.metrics.get(name)
                 row[column] = "" if value is None else repr(float(value))
-            writer.writerow(row)
+            writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (=SUM(...), @cmd) gets a leading quote; numbers stay."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+class OwnedLeaderboard:
+    """A Leaderboard whose start_run stamps one owner; everything else is the board's own."""
+
+    def __init__(self, board: Leaderboard, owner: Owner):
+        self._board = board
+        self.owner = owner
+
+    def start_run(self, spec: RunSpec, owner: str | None = None) -> int:
+        return self._board.start_run(spec, owner=owner or self.owner.id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._board, name)
 
 
 def _record(row: Any) -> RunRecord:
     values = {f.name: row[f.name] for f in fields(RunRecord)}
+    values["published"] = bool(values["published"])
     values["started_at"] = _aware(values["started_at"])
     values["finished_at"] = _aware(values["finished_at"])
     for key in ("decoding", "metrics", "notes"):

@@ -459,8 +459,9 @@ def test_save_upload_never_overwrites(tmp_path):
     saved = [save_upload(first), save_upload(second)]
     assert saved[0] != saved[1]
     assert [p.read_bytes() for p in saved] == [b"[1]", b"[2]"]
-    uploads = data_dir() / "uploads"
-    assert all(p.parent == uploads and p.suffix == ".json" and "我的" in p.name for p in saved)
+    uploads = saved[0].parent
+    assert uploads.parent == data_dir() / "uploads"
+    assert all(p.parent == uploads and p.suffix == ".json" for p in saved)
     assert sorted(p.name for p in uploads.iterdir()) == sorted(p.name for p in saved)  # no temp leftovers
     with pytest.raises(DatasetError, match="limit"):
         save_upload(first, max_bytes=2)

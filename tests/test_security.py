@@ -1,5 +1,5 @@
 """Security: the launched app serves only its own files, caps uploads, asks for a login when told
-to, and never runs code from a model or adapter folder unless the user ticks "trust remote code".
+to, and never runs code from a model or adapter folder unless the operator allows remote code.
 
 Requests go over a raw socket, so `../` and `%2e%2e` reach the server exactly as typed (HTTP
 clients would normalise them away first).
@@ -253,12 +253,12 @@ def _custom_code_model(tmp_path: Path, tiny_llama: Path) -> tuple[Path, Path]:
     return folder, marker
 
 
-def test_remote_code_runs_only_when_ticked(tmp_path, tiny_llama):
+def test_remote_code_runs_only_when_the_operator_allows_it(tmp_path, tiny_llama):
     from playground.models import LoadOptions, load_model
 
     folder, marker = _custom_code_model(tmp_path, tiny_llama)
     assert LoadOptions().trust_remote_code is False
-    with pytest.raises(ModelLoadError, match="Tick 'trust remote code'"):
+    with pytest.raises(ModelLoadError, match="PLAYGROUND_TRUST_REMOTE_CODE=1"):
         load_model(str(folder))
     assert not marker.exists()
     loaded = load_model(str(folder), LoadOptions(trust_remote_code=True, precision="fp32"))

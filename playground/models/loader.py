@@ -125,6 +125,7 @@ def resolve(name_or_path: str, progress: Progress | None = None) -> _Resolved:
         weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf")]
         if not weights:
             raise ModelLoadError(f"Folder {text} has a config.json but no weights (*.safetensors).")
+        _check_code_stays_inside(path)
         return _Resolved(path.name, str(path), preset, True)
     if text.startswith(("/", "./", "../", "~")):
         raise ModelLoadError(f"No folder {text}.")
@@ -133,6 +134,48 @@ def resolve(name_or_path: str, progress: Progress | None = None) -> _Resolved:
             f"{text!r} is neither a preset, a local folder, nor a Hugging Face id of the form org/name."
         )
     return _Resolved(preset.key if preset else text, preset.hf_id if preset else text, preset, False)
+
+
+def _auto_map_references(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _check_code_stays_inside(folder: Path) -> None:
+    """Refuse `auto_map` entries that name code in another folder or repo ("other--module.Class").
+
+    Such an entry would run files from elsewhere (an upload folder, say) once remote code is
+    trusted; a model's own code, if any, sits in its own folder.
+    """
+    import json
+
+    for file in ("config.json", "tokenizer_config.json"):
+        try:
+            config = json.loads((folder / file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        auto_map = config.get("auto_map") if isinstance(config, dict) else None
+        entries = auto_map.values() if isinstance(auto_map, dict) else []
+        for reference in (r for entry in entries for r in _auto_map_references(entry)):
+            if "--" in reference or "/" in reference or reference.startswith("."):
+                raise ModelLoadError(
+                    f"{folder.name}'s {file} names code outside the model's own folder ({reference[:80]!r}); "
+                    "the playground refuses such models."
+                )
+
+
+def _pickle_refused(exc: BaseException) -> bool:
+    import pickle
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, pickle.UnpicklingError) or "weights_only" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _offline_message(source: str) -> str:
@@ -294,8 +337,8 @@ def load_model(
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise ModelLoadError(
-                f"{resolved.source} needs custom code from its repository. Tick 'trust remote code' "
-                "only if you trust its authors."
+                f"{resolved.name} needs custom code from its repository, which this playground does not "
+                "run. The operator can allow it (PLAYGROUND_TRUST_REMOTE_CODE=1) for models they trust."
             ) from exc
         raise ModelLoadError(f"Could not read the config of {resolved.source}: {exc}") from exc
     is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
@@ -352,8 +395,15 @@ def load_model(
             f"Out of GPU memory loading {resolved.name}. Try 4-bit precision, a smaller model, or free "
             "the GPU from other processes."
         ) from exc
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"Could not load {resolved.source}: {exc}") from exc
+    except Exception as exc:
+        if _pickle_refused(exc):
+            raise ModelLoadError(
+                f"{resolved.name}'s weights are a pickle that holds more than tensors, which could run "
+                "code, so the playground refuses them. Use a model saved as safetensors."
+            ) from None
+        if isinstance(exc, (OSError, ValueError, KeyError)):
+            raise ModelLoadError(f"Could not load {resolved.name}: {exc}") from exc
+        raise
     model.eval()
     if device == "cpu":
         model.to("cpu")

@@ -26,6 +26,8 @@ from typing import Any
 from playground.atomic import TEMP_PREFIX, atomic_write_json
 from playground.data_types import Example
 from playground.errors import PlaygroundError
+from playground.identity import SYSTEM, Owner
+from playground.names import named_path
 from playground.paths import data_dir
 from playground.prompts.templates import PromptTemplate, fill, render_chat
 
@@ -364,8 +366,6 @@ class FewShotBuilder:
 
 # --- recipes ---------------------------------------------------------------------------------
 
-_RECIPE_NAME = re.compile(r"\w[\w .\-]{0,99}")
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -381,22 +381,32 @@ def recipes_dir() -> Path:
 
 
 def _recipe_path(name: str) -> Path:
-    clean = name.strip() if isinstance(name, str) else ""
-    if not _RECIPE_NAME.fullmatch(clean) or ".." in clean or clean.endswith("."):
-        raise PlaygroundError(
-            f"{name!r} cannot be a recipe name: use letters, digits, spaces, '-', '_' or '.' "
-            "(up to 100 characters, no '/' or '..')."
-        )
-    return recipes_dir() / f"{clean}.json"
+    return named_path(recipes_dir(), name, "recipe", ".json")
 
 
-def save_recipe(name: str, template: PromptTemplate, config: FewShotConfig) -> Path:
+def save_recipe(name: str, template: PromptTemplate, config: FewShotConfig, owner: Owner = SYSTEM) -> Path:
+    """Save under `name`; a recipe someone else saved under that name is never overwritten."""
     path = _recipe_path(name)
+    if path.is_file():
+        owner.require(_recipe_owner(path), f"Recipe {path.stem!r}")
     atomic_write_json(
         path,
-        {"version": 1, "name": path.stem, "template": asdict(template), "config": config.to_dict()},
+        {
+            "version": 1,
+            "name": path.stem,
+            "owner": owner.id,
+            "template": asdict(template),
+            "config": config.to_dict(),
+        },
     )
     return path
+
+
+def _recipe_owner(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("owner")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_recipe(name: str) -> Recipe:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from playground.errors import PlaygroundError
+from playground.names import is_valid_name, named_path
 
 LOSS_MODES = ("masked_prompt", "full_text", "no_template")
 METHODS = ("auto", "lora", "qlora")
 SCHEDULERS = ("linear", "cosine", "constant")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -142,9 +142,8 @@ class TrainingConfig:
         out = Path(self.output).expanduser()
         if out.is_absolute():
             return out
-        parts = out.parts
-        if len(parts) == 1 or (len(parts) == 2 and parts[0] == "adapters"):
-            return adapters_dir() / parts[-1]
+        if _in_adapters_dir(out):
+            return named_path(adapters_dir(), out.parts[-1], "adapter")
         return out.resolve()
 
     # -- validation ---------------------------------------------------------------------------
@@ -197,9 +196,14 @@ class TrainingConfig:
             f"(got {self.activation_memory_gb})",
         )
         if self.output:
+            output = Path(self.output).expanduser()
             need(
-                bool(_NAME_RE.match(self.output_name)),
-                f"output name {self.output_name!r} may only use letters, digits, '.', '_' and '-'",
+                output.is_absolute() or _in_adapters_dir(output),
+                f"output {self.output!r} must be an adapter name (adapters/NAME), not a path elsewhere",
+            )
+            need(
+                is_valid_name(self.output_name),
+                f"output name {self.output_name!r} may only use letters, digits, spaces, '.', '_' and '-'",
             )
         try:
             from playground.training.modeling import resolve_target_modules
@@ -214,6 +218,12 @@ class TrainingConfig:
         problems = self.problems()
         if problems:
             raise PlaygroundError("Training settings: " + "; ".join(problems) + ".")
+
+
+def _in_adapters_dir(out: Path) -> bool:
+    """NAME or adapters/NAME: the forms that mean "in adapters_dir()" (any other relative path is refused)."""
+    parts = out.parts
+    return not out.is_absolute() and (len(parts) == 1 or (len(parts) == 2 and parts[0] == "adapters"))
 
 
 def check_loss_mode(loss_mode: str, seq2seq: bool, model_name: str) -> None:

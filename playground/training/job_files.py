@@ -48,6 +48,7 @@ class TrainingJob:
         root: Path | None = None,
         status: str = "queued",
         folder: Path | None = None,
+        owner: str | None = None,
     ) -> TrainingJob:
         """A new job folder in `root` (default data/jobs), or exactly `folder` when given."""
         if folder is None:
@@ -61,7 +62,15 @@ class TrainingJob:
         atomic_write_json(job_dir / "config.json", config.to_dict())
         atomic_write_json(
             job_dir / "status.json",
-            {"id": job_id, "status": status, "pid": None, "message": "", "adapter": None, "created": now()},
+            {
+                "id": job_id,
+                "status": status,
+                "pid": None,
+                "message": "",
+                "adapter": None,
+                "created": now(),
+                "owner": owner,
+            },
         )
         return cls(job_dir)
 

@@ -19,6 +19,9 @@ from typing import Any
 import playground
 from playground.atomic import atomic_write_json
 from playground.errors import PlaygroundError
+from playground.identity import SYSTEM, Owner
+from playground.limits import current_limits
+from playground.names import named_path
 from playground.training.checkpoints import find_checkpoint
 from playground.training.config import TrainingConfig
 from playground.training.distributed import gpus_for_training, launch_command
@@ -31,6 +34,7 @@ from playground.training.job_files import (
     now,
     pid_alive,
 )
+from playground.training.plan import Plan
 from playground.training.preflight import preflight
 
 __all__ = ["JobInfo", "JobManager", "TrainingJob"]
@@ -50,6 +54,7 @@ class JobInfo:
     checkpoint_step: int | None
     total_steps: int | None
     path: Path
+    owner: str | None = None
 
     @property
     def resumable(self) -> bool:
@@ -76,6 +81,7 @@ def _info(job: TrainingJob) -> JobInfo:
         checkpoint_step=status.get("checkpoint_step"),
         total_steps=status.get("total_steps"),
         path=job.dir,
+        owner=status.get("owner"),
     )
 
 
@@ -105,47 +111,63 @@ class JobManager:
 
     # -- public API ----------------------------------------------------------------------------
 
-    def submit(self, config: TrainingConfig) -> str:
+    def submit(self, config: TrainingConfig, owner: Owner = SYSTEM) -> str:
         """Check the config and its data, then queue it; raises PlaygroundError before any job exists."""
+        limits = current_limits()
+        if owner is not SYSTEM and Path(config.output).expanduser().is_absolute():
+            # People using the app name an adapter; only the command line writes elsewhere.
+            raise PlaygroundError("The adapter name must be a name (adapters/NAME), not a folder path.")
         config = config.resolved()
-        preflight(config)
-        clash = [
-            info.id
-            for info in self.jobs()
-            if info.status in ACTIVE and info.output and Path(info.output).name == config.output_name
-        ]
+        active = [info for info in self.jobs() if info.status in ACTIVE]
+        mine = [info for info in active if info.owner == owner.id]
+        if limits.jobs_per_user and len(mine) >= limits.jobs_per_user and not owner.is_admin:
+            raise PlaygroundError(
+                f"You already have {len(mine)} training job(s) queued or running; this playground allows "
+                f"{limits.jobs_per_user} at a time. Wait for one to finish, or stop one."
+            )
+        prepared = preflight(config)
+        limits.check_rows(len(prepared.train) + len(prepared.eval), "The training data")
+        limits.check_train_steps(Plan.build(len(prepared.train), config).total_steps)
+        clash = [info.id for info in active if info.output and Path(info.output).name == config.output_name]
         if clash:
             raise PlaygroundError(f"Job {clash[0]} is already writing an adapter named {config.output_name}.")
-        job = TrainingJob.create(config, self.root)
+        job = TrainingJob.create(config, self.root, owner=owner.id)
         self._enqueue(job.id)
         return job.id
 
-    def stop(self, job_id: str) -> None:
+    def stop(self, job_id: str, by: Owner = SYSTEM) -> None:
         """Cancel a queued job, or ask a running one to checkpoint and stop."""
         job = self.job(job_id)
+        by.require(job.status().get("owner"), f"Job {job_id}")
         with self._cond:
             if job_id in self._queue:
                 self._queue.remove(job_id)
                 job.update_status(status="stopped", message="cancelled before it started", ended=now())
                 return
+        self._reconcile(job)
         status = job.status().get("status")
         if status not in ACTIVE:
             raise PlaygroundError(f"Job {job_id} is {status}; only queued or running jobs can be stopped.")
         # Also covers a job between leaving the queue and its worker starting: the worker checks the file.
         job.stop_file.touch()
 
-    def resume(self, job_id: str, changes: dict[str, Any] | None = None) -> None:
+    def resume(self, job_id: str, changes: dict[str, Any] | None = None, by: Owner = SYSTEM) -> None:
         """Queue a stopped, failed or interrupted job again; it continues from its last checkpoint.
 
         `changes` adjusts settings first (a smaller micro_batch after running out of memory, say);
         the run then goes on from the checkpoint but no longer matches an uninterrupted one exactly.
         """
         job = self.job(job_id)
+        by.require(job.status().get("owner"), f"Job {job_id}")
+        self._reconcile(job)
         status = job.status().get("status")
         if status not in RESUMABLE:
             raise PlaygroundError(
                 f"Job {job_id} is {status}; only {', '.join(RESUMABLE)} jobs can be resumed."
             )
+        with self._cond:
+            if job_id in self._queue:
+                raise PlaygroundError(f"Job {job_id} is already queued.")
         config = job.config.replace(**changes) if changes else job.config
         config.validate()
         if changes:
@@ -157,14 +179,22 @@ class JobManager:
         self._enqueue(job_id)
 
     def job(self, job_id: str) -> TrainingJob:
-        path = self.root / job_id
-        if "/" in job_id or job_id.startswith(".") or not (path / "config.json").is_file():
+        try:
+            path = named_path(self.root, job_id, "job")
+        except PlaygroundError:
+            raise PlaygroundError(f"No training job {str(job_id)[:60]!r}.") from None
+        if not (path / "config.json").is_file():
             raise PlaygroundError(f"No training job {job_id}.")
-        return TrainingJob(path)
+        job = TrainingJob(path)
+        self._reconcile(job)
+        return job
 
     def jobs(self) -> list[JobInfo]:
-        """All jobs, newest first."""
-        return [_info(job) for job in reversed(list_jobs(self.root))]
+        """All jobs, newest first; a job whose worker is gone shows as interrupted at once."""
+        found = list(reversed(list_jobs(self.root)))
+        for job in found:
+            self._reconcile(job)
+        return [_info(job) for job in found]
 
     def events(self, job_id: str, since: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Events after byte offset `since`, and the next offset (poll with it)."""
@@ -200,6 +230,22 @@ class JobManager:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _reconcile(self, job: TrainingJob) -> None:
+        """A "running" job whose worker process is gone is interrupted, whoever started it."""
+        status = job.status()
+        if status.get("status") != "running":
+            return
+        with self._cond:
+            if job.id == self._current:
+                return  # _run is waiting on its process and says how it ended
+        if pid_alive(status.get("pid"), job.id):
+            return
+        job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
+        with self._cond:
+            if self._foreign == job.id:
+                self._foreign = None
+            self._cond.notify_all()
+
     def _recover(self) -> None:
         """After a restart: dead 'running' jobs become interrupted, queued ones queue again."""
         for job in list_jobs(self.root):
@@ -212,7 +258,8 @@ class JobManager:
                     job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
             elif state == "queued":
                 self._queue.append(job.id)
-        if self._queue:
+        if self._queue or self._foreign:
+            # Also for a foreign job alone: its end must be noticed without waiting for a new job.
             self._start_thread()
 
     def _enqueue(self, job_id: str) -> None:
@@ -253,10 +300,9 @@ class JobManager:
         if self._foreign is None:
             return
         job = TrainingJob(self.root / self._foreign)
-        while pid_alive(job.status().get("pid"), job.id) and not self._closed:
+        while self._foreign is not None and pid_alive(job.status().get("pid"), job.id) and not self._closed:
             time.sleep(self.poll_s)
-        if job.status().get("status") == "running":
-            job.update_status(status="interrupted", message=_interrupted_message(job), ended=now())
+        self._reconcile(job)
         with self._cond:
             self._foreign = None
 
@@ -285,7 +331,8 @@ class JobManager:
         if job.status().get("status") == "queued":
             job.update_status(status="running", pid=process.pid, message="starting", started=now())
         code = process.wait()
-        if job.status().get("status") in ACTIVE:
+        # "queued" here means the job was resumed while its worker was exiting: the queue has it.
+        if job.status().get("status") == "running":
             if code < 0:
                 job.update_status(status="interrupted", message=_interrupted_message(job, -code), ended=now())
             else:

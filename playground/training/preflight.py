@@ -27,8 +27,7 @@ def preflight(config: TrainingConfig) -> TrainingData:
             resolve_adapter(config.resume_from)
     if config.output and config.output_dir().exists():
         raise PlaygroundError(
-            f"An adapter named {config.output_dir().name} already exists in {config.output_dir().parent}; "
-            "choose another output name."
+            f"An adapter named {config.output_dir().name} already exists; choose another output name."
         )
     model = Path(config.model).expanduser()
     if model.is_absolute() or str(config.model).startswith((".", "~")):

@@ -9,13 +9,18 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from playground.context import AppContext
+from playground.identity import Deployment
+from playground.limits import Limits, current_limits
+from playground.login_throttle import LoginThrottle
 from playground.paths import exports_dir
 from playground.ui.chat import build_chat_tab
 from playground.ui.compare import build_compare_tab
+from playground.ui.fair_queue import install_fair_queue
 from playground.ui.i18n import I18N, t
 from playground.ui.i18n.language import SWITCH_SCRIPT, LanguageMiddleware, switch_html
 from playground.ui.leaderboard import build_leaderboard_tab
-from playground.ui.model_bar import build_model_bar, model_status
+from playground.ui.login_guard import LoginGuard
+from playground.ui.model_bar import build_model_bar
 from playground.ui.prompt_lab import build_prompt_lab_tab
 from playground.ui.training import build_training_tab
 
@@ -37,19 +42,39 @@ TABS: list[tuple[str, str, Callable[[AppContext], None]]] = [
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    # Gradio's upload cache: files older than a day go, checked every hour.
+    with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE_CLEANUP) as demo:
         gr.HTML(switch_html(), elem_id="language-switch")
         gr.Markdown(t("app.heading"), elem_id="app-title")
         gr.Markdown(t("app.subtitle"))
-        status = build_model_bar(ctx)
+        gr.Markdown(deployment_note(ctx.deployment), elem_id="deployment-note")
+        bar = build_model_bar(ctx)
         with gr.Tabs():
             for label, tab_id, build in TABS:
                 with gr.Tab(label, id=tab_id):
-                    build(ctx)
-        demo.load(lambda: model_status(ctx), None, status, queue=False)
+                    if build is build_chat_tab:
+                        build_chat_tab(ctx, bar.chat_adapter)
+                    else:
+                        build(ctx)
     return demo
 
 
+def deployment_note(deployment: Deployment) -> str:
+    if not deployment.shared:
+        return (
+            "_Single-user playground: no login, reachable from this machine only. To share it, set "
+            'PLAYGROUND_AUTH (see the README\'s "Sharing it")._'
+        )
+    if not deployment.login:
+        return (
+            "_Shared without login: your browser tab owns what you create here, and models cannot be "
+            "switched. Set PLAYGROUND_AUTH for named accounts._"
+        )
+    return "_Shared playground: you see everyone's results; you change only what you created._"
+
+
+UPLOAD_CACHE_CLEANUP = (3600, 86400)
+QUEUE_SIZE = 64
 MAX_UPLOAD = "200mb"  # the data loader's own limit; bigger uploads are refused before they land
 
 
@@ -65,8 +90,24 @@ def auth_from_env(value: str | None = None) -> list[tuple[str, str]] | None:
     return pairs or None
 
 
-def launch_kwargs() -> dict:
+def configure_queue(demo: gr.Blocks, limits: Limits | None = None) -> gr.Blocks:
+    """The queue app.py runs with: bounded, with fair turns on the model in a shared deployment."""
+    limits = limits or current_limits()
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
+    install_fair_queue(demo, limits.model_requests)
+    return demo
+
+
+def launch_kwargs(throttle: LoginThrottle | None = None) -> dict:
     return {
+        "app_kwargs": {
+            "middleware": [
+                # The page's language switch (outermost, so the login page follows it too).
+                Middleware(LanguageMiddleware),
+                # Throttles failed logins; keeps the API description out of the logged-out login page.
+                Middleware(LoginGuard, throttle=throttle or LoginThrottle()),
+            ]
+        },
         "theme": gr.themes.Soft(),
         "css": CSS,
         "max_file_size": MAX_UPLOAD,
@@ -76,5 +117,4 @@ def launch_kwargs() -> dict:
         "auth_message": "This playground is shared: log in with the account you were given.",
         "i18n": I18N,
         "head": SWITCH_SCRIPT,
-        "app_kwargs": {"middleware": [Middleware(LanguageMiddleware)]},
     }

@@ -8,8 +8,10 @@ from typing import Any
 
 import gradio as gr
 
+from playground.bounds import bounded, bounded_int
 from playground.context import AppContext
 from playground.generation import DecodingSettings, stream_generate
+from playground.limits import current_limits
 from playground.prompts.templates import TEMPLATES, get_template
 from playground.ui.common import GENERATION_EVENT, message_text, user_errors
 
@@ -25,6 +27,13 @@ def _session_key(request: gr.Request | None) -> str:
 def decoding_from_ui(
     temperature: float, top_p: float, top_k: int, max_new: int, rep_penalty: float, seed: float | None
 ) -> DecodingSettings:
+    # Values from the API may be anything (NaN, 1e30, a string): bound them before any arithmetic.
+    temperature = bounded(temperature, "temperature", 0, 10)
+    top_p, top_k = bounded(top_p, "top-p", 0, 1), bounded_int(top_k, "top-k", 0, 100_000)
+    max_new = bounded_int(max_new, "max new tokens", 1, 1_000_000)
+    current_limits().check_new_tokens(max_new)
+    rep_penalty = bounded(rep_penalty, "repetition penalty", 0.01, 100)
+    seed = None if seed is None else bounded(seed, "seed", -1, 2**63 - 1)
     return DecodingSettings(
         do_sample=temperature > 0,
         temperature=float(temperature) if temperature > 0 else 1.0,
@@ -36,7 +45,9 @@ def decoding_from_ui(
     ).validate()
 
 
-def build_chat_tab(ctx: AppContext) -> None:
+def build_chat_tab(ctx: AppContext, chat_adapter: gr.State | None = None) -> None:
+    """`chat_adapter` is the session's adapter pick (the model bar's), None for the base model."""
+    chat_adapter = chat_adapter if chat_adapter is not None else gr.State(None)
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chatbot", buttons=["copy"])
@@ -90,6 +101,7 @@ def build_chat_tab(ctx: AppContext) -> None:
         max_new: int,
         rep_penalty: float,
         seed: float | None,
+        adapter: str | None,
         request: gr.Request,
     ) -> Iterator[tuple[list[dict[str, Any]], str, str]]:
         settings = decoding_from_ui(temperature, top_p, top_k, max_new, rep_penalty, seed)
@@ -110,7 +122,7 @@ def build_chat_tab(ctx: AppContext) -> None:
             prompt = template_obj.render_conversation(past, user_text, system_arg, loaded.tokenizer)
             history = history + [{"role": "assistant", "content": ""}]
             owner = _session_key(request)
-            for update in stream_generate(loaded, prompt, settings, stop_flag, ctx.chat_adapter, owner):
+            for update in stream_generate(loaded, prompt, settings, stop_flag, adapter, owner):
                 history[-1]["content"] = update.text
                 yield history, update.stats_line(), prompt
 
@@ -130,7 +142,7 @@ def build_chat_tab(ctx: AppContext) -> None:
         if flag:
             flag.set()
 
-    inputs = [chatbot, system, template, custom, *decoding]
+    inputs = [chatbot, system, template, custom, *decoding, chat_adapter]
     outputs = [chatbot, stats, preview]
     run = dict(fn=respond, inputs=inputs, outputs=outputs, **GENERATION_EVENT)
     submit_event = message.submit(add_user, [message, chatbot], [message, chatbot], queue=False).then(**run)
@@ -146,13 +158,13 @@ def build_chat_tab(ctx: AppContext) -> None:
         temperature: float = 0.7,
         seed: int = 0,
     ) -> Iterator[str]:
-        """One-turn chat for scripts: streams the growing answer of the resident model."""
+        """One-turn chat for scripts: streams the growing answer of the resident model (no adapter)."""
         settings = decoding_from_ui(temperature, 0.9, 50, max_new_tokens, 1.0, seed)
         with ctx.models.use() as loaded:
             prompt = loaded.default_template.render(
                 message, system=system or None, tokenizer=loaded.tokenizer
             )
-            for update in stream_generate(loaded, prompt, settings, adapter=ctx.chat_adapter):
+            for update in stream_generate(loaded, prompt, settings):
                 yield update.text
 
     gr.api(user_errors(chat), api_name="chat", **GENERATION_EVENT)

@@ -19,6 +19,8 @@ from playground.generation.adapter_compare import (
     restoring_adapters,
 )
 from playground.generation.settings import PRESETS
+from playground.names import named_path
+from playground.paths import adapters_dir
 from playground.ui.common import user_errors
 from playground.ui.compare_decoding import describe
 from playground.ui.compare_shared import (
@@ -29,6 +31,7 @@ from playground.ui.compare_shared import (
     render_prompt,
     seed_or_none,
 )
+from playground.ui.session import on_page_load
 
 MAX_TABLE_PROMPTS = 200
 
@@ -52,7 +55,7 @@ def parse_rows(text: str, n_rows: int) -> list[int]:
 def _adapter_choices() -> list[tuple[str, str]]:
     from playground.training.adapters import list_adapters
 
-    return [(f"{a.name} (base: {a.base_model or 'unknown'})", str(a.path)) for a in list_adapters()]
+    return [(f"{a.name} (base: {a.base_model or 'unknown'})", a.name) for a in list_adapters()]
 
 
 def _example_choices() -> list[tuple[str, str]]:
@@ -66,7 +69,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
     )
     with gr.Row(equal_height=True):
         adapters = gr.CheckboxGroup(
-            _adapter_choices(),
+            [],
             label="Adapters",
             info="Trained adapters in the adapters folder (Training tab); press Refresh after training.",
             scale=4,
@@ -109,6 +112,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
         queue=False,
     )
     refresh.click(lambda: gr.update(choices=_adapter_choices()), None, adapters, queue=False)
+    on_page_load(lambda: gr.update(choices=_adapter_choices()), None, adapters)
 
     @user_errors
     def on_compare(
@@ -142,7 +146,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
 
         with ctx.models.use() as loaded, restoring_adapters(loaded):
             progress(0.0, desc="Attaching adapters")
-            names = attach_adapters(loaded, folders or [])
+            names = attach_adapters(loaded, [named_path(adapters_dir(), n, "adapter") for n in folders or []])
             template = pick_template(loaded, template_name, custom_text)
             prompts = [render_prompt(loaded, template, system_text, ins, inp) for ins, inp, _ in items]
             table = compare_adapters(

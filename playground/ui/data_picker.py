@@ -39,10 +39,14 @@ def build_data_picker(
     return DataPicker(example, upload)
 
 
-def resolve_path(example: str | None, upload: str | None) -> Path | None:
-    """The chosen file: an upload (copied into the data folder first) wins over a demo set."""
+def resolve_path(example: str | None, upload: str | None, keep_for: str | None = None) -> Path | None:
+    """The chosen file: an upload wins over a demo set.
+
+    An upload is read where gradio put it; only work that reads it later (a training job) keeps a
+    copy, in `keep_for`'s upload folder (stored once per content).
+    """
     if upload:
-        return save_upload(upload)
+        return save_upload(upload, keep_for) if keep_for else Path(upload)
     if example:
         for path in list_examples():
             if path.name == example:

@@ -18,13 +18,16 @@ from playground.data import describe
 from playground.errors import Cancelled, PlaygroundError
 from playground.evaluation.runner import METRIC_GROUPS, EvalConfig, evaluate
 from playground.generation.settings import GREEDY
+from playground.identity import display_owner
 from playground.leaderboard import lower_is_better
 from playground.models.adapters import attach_adapter, list_adapter_names
+from playground.names import named_path, safe_file_name
 from playground.paths import adapters_dir, exports_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
 from playground.ui.common import progress_callback, user_errors
 from playground.ui.data_picker import build_data_picker, load_choice
+from playground.ui.session import on_page_load, owner_of
 
 _cancel_flags: dict[str, threading.Event] = {}
 RUN_COLUMNS = [
@@ -38,6 +41,7 @@ RUN_COLUMNS = [
     "seed",
     "examples",
     "metrics",
+    "owner",
 ]
 
 
@@ -150,7 +154,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                     label="Custom template", lines=2, placeholder="USER: {instruction} ASSISTANT:"
                 )
                 system = gr.Textbox(label="System text (optional)", lines=1)
-                adapter = gr.Dropdown(["(none)"] + list_adapter_names(), value="(none)", label="Adapter")
+                adapter = gr.Dropdown(["(none)"], value="(none)", label="Adapter")
             with gr.Column():
                 metrics = gr.CheckboxGroup(
                     list(METRIC_GROUPS), value=["perplexity"], label="Metrics", elem_id="eval-metrics"
@@ -168,9 +172,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
 
     gr.Markdown("### Leaderboard")
     with gr.Row():
-        dataset = gr.Dropdown(
-            board.datasets(), label="Data set", elem_id="lb-dataset", allow_custom_value=True
-        )
+        dataset = gr.Dropdown([], label="Data set", elem_id="lb-dataset", allow_custom_value=True)
         metric = gr.Dropdown([], label="Metric", elem_id="lb-metric", allow_custom_value=True)
         model_filter = gr.Dropdown(["(all)"], value="(all)", label="Model", allow_custom_value=True)
         strategy_filter = gr.Dropdown(
@@ -193,6 +195,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         export_file = gr.File(label="CSV", interactive=False, height=90)
         delete_id = gr.Number(label="Run id to delete", precision=0)
         delete = gr.Button("Delete run", variant="stop", elem_id="lb-delete")
+        publish = gr.Button("Publish its examples", elem_id="lb-publish")
     selected_run = gr.State(None)
     run_title = gr.Markdown(elem_id="lb-run-title")
     examples = gr.Dataframe(
@@ -212,7 +215,10 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         )
 
     @user_errors
-    def show(ds: str | None, metric_name: str | None, model_name: str, strategy: str):
+    def show(
+        ds: str | None, metric_name: str | None, model_name: str, strategy: str, request: gr.Request = None
+    ):
+        viewer = owner_of(ctx, request) if request is not None else None
         datasets = board.datasets()
         if ds not in datasets:
             ds = datasets[-1] if datasets else None
@@ -235,6 +241,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                 "" if r.seed is None else r.seed,
                 r.n_examples,
                 ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if v is not None) or r.message[:80],
+                display_owner(r.owner, viewer) + (" (examples published)" if r.published else ""),
             ]
             for r in records
         ]
@@ -263,8 +270,12 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             # message, for an error in an un-queued event such as this one.
             return data_problem(exc)
 
-    for comp in (*test_set.inputs, references, mapping):
-        comp.change(on_data_change, [*test_set.inputs, references, mapping], data_info)
+    data_inputs = [*test_set.inputs, references, mapping]
+    for comp in (*test_set.inputs, references):
+        comp.change(on_data_change, data_inputs, data_info)
+    # Typed text is read when done (Enter or leaving the box), not at every keystroke.
+    mapping.submit(on_data_change, data_inputs, data_info)
+    mapping.blur(on_data_change, data_inputs, data_info)
 
     @user_errors
     def run_eval(
@@ -312,7 +323,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             template_obj = resolve_template(tmpl, custom_text, system_text, loaded)
             adapter_ = None
             if adapter_name and adapter_name != "(none)":
-                adapter_ = attach_adapter(loaded, adapters_dir() / adapter_name)
+                adapter_ = attach_adapter(loaded, named_path(adapters_dir(), adapter_name, "adapter"))
             try:
                 outcomes = evaluate(
                     loaded,
@@ -320,7 +331,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                     template_obj,
                     config,
                     pool=pool,
-                    leaderboard=board,
+                    leaderboard=board.as_owner(owner_of(ctx, request)),
                     adapter=adapter_,
                     progress=progress_callback(progress),
                     should_stop=flag.is_set,
@@ -378,11 +389,14 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         trigger(show, board_inputs, board_outputs)
 
     @user_errors
-    def on_run_select(table_value: pd.DataFrame, evt: gr.SelectData):
+    def on_run_select(table_value: pd.DataFrame, evt: gr.SelectData, request: gr.Request):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         run_id = int(table_value.iloc[row]["id"])
         record = board.run(run_id)
-        rows = board.examples(run_id)
+        try:
+            rows = board.examples(run_id, viewer=owner_of(ctx, request))
+        except PlaygroundError as exc:
+            return run_id, f"**Run #{record.id}** · {exc}", pd.DataFrame(), ""
         df = pd.DataFrame(
             [
                 {
@@ -406,29 +420,51 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     runs.select(on_run_select, runs, [selected_run, run_title, examples, heatmap])
 
     @user_errors
-    def on_example_select(run_id: int | None, evt: gr.SelectData) -> str:
+    def on_example_select(run_id: int | None, evt: gr.SelectData, request: gr.Request) -> str:
         if run_id is None:
             return ""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        chosen = board.examples(run_id)[row]
+        chosen = board.examples(run_id, viewer=owner_of(ctx, request))[row]
         return nll_heatmap(chosen.tokens, chosen.nll)
 
     examples.select(on_example_select, selected_run, heatmap)
 
     @user_errors
     def on_export(ds: str | None) -> str:
-        path = exports_dir() / f"leaderboard-{(ds or 'all').replace('/', '_')}.csv"
+        path = named_path(
+            exports_dir(), f"leaderboard-{safe_file_name(ds or 'all', 'data')}", "export", ".csv"
+        )
         atomic_write_text(path, board.to_csv(ds or None))
         return str(path)
 
     export.click(on_export, dataset, export_file)
 
     @user_errors
-    def on_delete(run_id: float | None, ds, metric_name, model_name, strategy):
-        if not run_id:
-            raise PlaygroundError("Type the id of the run to delete (the first column of the runs table).")
-        board.delete_run(int(run_id))
+    def on_delete(run_id: float | None, ds, metric_name, model_name, strategy, request: gr.Request):
+        board.delete_run(_run_id(run_id, "delete"), by=owner_of(ctx, request))
         gr.Info(f"Deleted run #{int(run_id)}.")
-        return show(ds, metric_name, model_name, strategy)
+        return show(ds, metric_name, model_name, strategy, request)
 
     delete.click(on_delete, [delete_id, *board_inputs], board_outputs)
+
+    @user_errors
+    def on_publish(run_id: float | None, ds, metric_name, model_name, strategy, request: gr.Request):
+        board.publish_run(_run_id(run_id, "publish"), by=owner_of(ctx, request))
+        gr.Info(f"Everyone can now read the examples of run #{int(run_id)}.")
+        return show(ds, metric_name, model_name, strategy, request)
+
+    publish.click(on_publish, [delete_id, *board_inputs], board_outputs)
+
+    def on_page(request: gr.Request):
+        return (
+            gr.update(choices=["(none)"] + list_adapter_names()),
+            *show(None, None, "(all)", "(all)", request),
+        )
+
+    on_page_load(on_page, None, [adapter, *board_outputs])
+
+
+def _run_id(value: float | None, action: str) -> int:
+    if value is None or not math.isfinite(value) or not 1 <= value < 2**31:
+        raise PlaygroundError(f"Type the id of the run to {action} (the first column of the runs table).")
+    return int(value)

@@ -34,6 +34,7 @@ from playground.ui.prompt_lab_parts import (
     summary_frame,
     sweep_chart,
 )
+from playground.ui.session import on_page_load, owner_of
 
 DEFAULT_TEST = "classical_chinese_test.json"
 EXAMPLE_FORMATS = {
@@ -203,7 +204,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
                     save_btn = gr.Button("Save", elem_id="lab-recipe-save", scale=1)
                 with gr.Row():
                     recipes = gr.Dropdown(
-                        list_recipes(), value=None, label="Saved recipes", elem_id="lab-recipes", scale=2
+                        [], value=None, label="Saved recipes", elem_id="lab-recipes", scale=2
                     )
                     load_btn = gr.Button("Load", elem_id="lab-recipe-load", scale=1)
                 recipe_status = gr.Markdown(elem_id="lab-recipe-status")
@@ -422,8 +423,8 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
 
     # --- recipes
     @user_errors
-    def on_save(name: str, *values: Any):
-        saved = save_lab_recipe(name, LabControls.from_values(*values))
+    def on_save(request: gr.Request, name: str, *values: Any):
+        saved = save_lab_recipe(name, LabControls.from_values(*values), owner_of(ctx, request))
         return f"Saved recipe **{saved}**.", gr.update(choices=list_recipes(), value=saved)
 
     @user_errors
@@ -434,3 +435,4 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
     save_btn.click(on_save, [recipe_name, *controls], [recipe_status, recipes])
     load_btn.click(on_load, recipes, [*controls, recipe_status])
     recipes.focus(lambda: gr.update(choices=list_recipes()), None, recipes, queue=False)
+    on_page_load(lambda: gr.update(choices=list_recipes()), None, recipes)

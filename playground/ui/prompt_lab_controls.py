@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from playground.errors import PlaygroundError
+from playground.identity import SYSTEM, Owner
 from playground.models.loader import LoadedModel
 from playground.prompts.fewshot import FewShotConfig, load_recipe, save_recipe
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
@@ -106,8 +107,8 @@ class LabControls:
         )
 
 
-def save_lab_recipe(name: str, controls: LabControls) -> str:
-    path = save_recipe(name, controls.recipe_template(), controls.fewshot())
+def save_lab_recipe(name: str, controls: LabControls, owner: Owner = SYSTEM) -> str:
+    path = save_recipe(name, controls.recipe_template(), controls.fewshot(), owner)
     return path.stem
 
 

@@ -17,12 +17,15 @@ from plotly.subplots import make_subplots
 from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.evaluation.runner import EvalConfig, evaluate
+from playground.identity import Owner, display_owner
 from playground.models.adapters import attach_adapter
+from playground.models.sources import check_model_source
 from playground.prompts.templates import TEMPLATES, get_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
 from playground.ui.common import user_errors
 from playground.ui.data_picker import build_data_picker, load_choice, resolve_path
+from playground.ui.session import on_page_load, owner_of
 
 # Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -165,11 +168,12 @@ def masked_html(pieces: list[tuple[str, bool]]) -> str:
     )
 
 
-def _jobs_frame(jobs: Any) -> pd.DataFrame:
+def _jobs_frame(jobs: Any, viewer: Owner | None = None) -> pd.DataFrame:
     rows = [
         {
             "id": j.id,
             "status": j.status,
+            "owner": display_owner(j.owner, viewer),
             "model": j.model,
             "output": j.output or "",
             "checkpoint step": j.checkpoint_step or "",
@@ -208,9 +212,7 @@ def build_training_tab(ctx: AppContext) -> None:
             output = gr.Textbox(
                 label="Adapter name (adapters/NAME)", placeholder="e.g. tang-lora", elem_id="train-output"
             )
-            resume_from = gr.Dropdown(
-                ["(none)"] + [a.name for a in list_adapters()], value="(none)", label="Continue from adapter"
-            )
+            resume_from = gr.Dropdown(["(none)"], value="(none)", label="Continue from adapter")
         with gr.Column(scale=3):
             preset = gr.Dropdown(
                 list(PRESETS), value=list(PRESETS)[0], label="Preset", elem_id="train-preset"
@@ -311,12 +313,9 @@ def build_training_tab(ctx: AppContext) -> None:
     status_md = gr.Markdown(elem_id="train-status")
     chart = gr.Plot(label="Loss and eval perplexity", elem_id="train-chart")
     log = gr.Textbox(label="Log", lines=6, interactive=False, elem_id="train-log")
-    jobs_table = gr.Dataframe(
-        _jobs_frame(jobs), label="Jobs (click one to follow it)", interactive=False, elem_id="train-jobs"
-    )
+    jobs_table = gr.Dataframe(label="Jobs (click one to follow it)", interactive=False, elem_id="train-jobs")
     gr.Markdown("### Saved adapters")
     adapters_table = gr.Dataframe(
-        _adapters_frame(),
         label="Adapters (click one for its curve)",
         interactive=False,
         elem_id="train-adapters",
@@ -333,12 +332,14 @@ def build_training_tab(ctx: AppContext) -> None:
     timer = gr.Timer(2.0, active=False)
 
     def config_from_form(
-        model_name, ex, up, eval_ex, eval_up, template_name, output_name, resume_name, *values
+        model_name, ex, up, eval_ex, eval_up, template_name, output_name, resume_name, *values, keep_for=None
     ):
-        data_path = resolve_path(ex, up)
+        data_path = resolve_path(ex, up, keep_for)
         if data_path is None:
             raise PlaygroundError("Pick a training data set or upload one.")
-        eval_path = resolve_path(eval_ex, eval_up)
+        if ctx.deployment.shared:
+            model_name = check_model_source(model_name)
+        eval_path = resolve_path(eval_ex, eval_up, keep_for)
         fields = dict(zip(FORM_FIELDS, values, strict=True))
         for key in (
             "first_n",
@@ -407,15 +408,16 @@ def build_training_tab(ctx: AppContext) -> None:
 
     preview_btn.click(on_preview, form_inputs, preview, concurrency_id="model", concurrency_limit=1)
 
-    def jobs_frame() -> pd.DataFrame:
-        return _jobs_frame(jobs)
+    def jobs_frame(request: gr.Request | None = None) -> pd.DataFrame:
+        return _jobs_frame(jobs, owner_of(ctx, request) if request is not None else None)
 
     adapters_frame = _adapters_frame
 
     @user_errors
-    def on_start(*inputs):
-        config = config_from_form(*inputs)
-        new_id = jobs.submit(config)
+    def on_start(request: gr.Request, *inputs):
+        owner = owner_of(ctx, request)
+        config = config_from_form(*inputs, keep_for=owner.id)
+        new_id = jobs.submit(config, owner=owner)
         gr.Info(f"Job {new_id} queued.")
         return (
             new_id,
@@ -423,7 +425,7 @@ def build_training_tab(ctx: AppContext) -> None:
             [],
             f"**Status:** queued ({new_id})",
             curves_figure([]),
-            jobs_frame(),
+            jobs_frame(request),
             gr.Timer(active=True),
         )
 
@@ -433,7 +435,7 @@ def build_training_tab(ctx: AppContext) -> None:
         [job_id, offset, events_state, status_md, chart, jobs_table, timer],
     )
 
-    def poll(current: str | None, since: int, seen: list[dict[str, Any]]):
+    def poll(current: str | None, since: int, seen: list[dict[str, Any]], request: gr.Request):
         if not current:
             return since, seen, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         job = jobs.job(current)
@@ -447,7 +449,7 @@ def build_training_tab(ctx: AppContext) -> None:
             progress_text(seen, status),
             curves_figure(seen, f"Job {current}") if new or not active else gr.skip(),
             job.log_tail(12),
-            jobs_frame(),
+            jobs_frame(request),
             adapters_frame() if not active else gr.skip(),
             gr.Timer(active=active),
         )
@@ -460,19 +462,19 @@ def build_training_tab(ctx: AppContext) -> None:
     )
 
     @user_errors
-    def on_stop(current: str | None) -> str:
+    def on_stop(current: str | None, request: gr.Request) -> str:
         if not current:
             raise PlaygroundError("No job selected.")
-        jobs.stop(current)
+        jobs.stop(current, by=owner_of(ctx, request))
         return f"**Status:** stopping {current} (saving a checkpoint)..."
 
     stop.click(on_stop, job_id, status_md)
 
     @user_errors
-    def on_resume(current: str | None):
+    def on_resume(current: str | None, request: gr.Request):
         if not current:
             raise PlaygroundError("Select a job in the jobs table first.")
-        jobs.resume(current)
+        jobs.resume(current, by=owner_of(ctx, request))
         return 0, [], f"**Status:** queued again ({current})", gr.Timer(active=True)
 
     resume.click(on_resume, job_id, [offset, events_state, status_md, timer])
@@ -545,11 +547,13 @@ def build_training_tab(ctx: AppContext) -> None:
         concurrency_limit=1,
     )
 
-    def on_refresh():
+    def on_refresh(request: gr.Request):
         return (
-            jobs_frame(),
+            jobs_frame(request),
             adapters_frame(),
             gr.update(choices=["(none)"] + [a.name for a in list_adapters()]),
         )
 
     refresh.click(on_refresh, None, [jobs_table, adapters_table, resume_from], queue=False)
+    # Filled once the page (and so the user) is known, never as initial values before login.
+    on_page_load(on_refresh, None, [jobs_table, adapters_table, resume_from])

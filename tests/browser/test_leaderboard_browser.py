@@ -11,6 +11,8 @@ def test_evaluate_then_see_row_chart_and_heatmap(page, app_server):
     page.locator("#eval-status").get_by_text("Done").wait_for(timeout=120_000)
 
     runs = page.locator("#lb-runs")
+    # The page opened on another data set's runs: wait for the new run's row.
+    runs.get_by_text("smollm2-135m-instruct").filter(visible=True).first.wait_for()
     finished = runs.get_by_text("finished").filter(visible=True).first
     finished.wait_for()
     assert "smollm2-135m-instruct" in runs.inner_text()
