@@ -2,9 +2,10 @@
 
 Gradio's queue is first come, first served per concurrency group, so one client that sends 80
 chat requests puts 80 requests ahead of everyone who comes after. Here a request to join the
-"model" group is refused at once, with a message, while its sender (the logged-in user, else the
-browser session) already has `per_person` requests there; everyone else then waits for at most
-`per_person` requests of each other person.
+"model" group (loads, evaluations) or the "generation" group (chat and other generation, which the
+engine batches) is refused at once, with a message, while its sender (the logged-in user, else
+the browser session) already has `per_person` requests in them; everyone else then waits for at
+most `per_person` requests of each other person.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ from typing import Any
 
 import gradio as gr
 
-MODEL_GROUP = "model"
+MODEL_GROUPS = ("model", "generation")
 
 
 def _sender(username: str | None, session_hash: str | None) -> str:
     return f"user:{username}" if username else f"session:{session_hash}"
 
 
-def _pending(queue: Any, group: str, sender: str) -> int:
-    events = list(getattr(queue.event_queue_per_concurrency_id.get(group), "queue", []))
+def _pending(queue: Any, sender: str) -> int:
+    events = [
+        e
+        for group in MODEL_GROUPS
+        for e in getattr(queue.event_queue_per_concurrency_id.get(group), "queue", [])
+    ]
     events += [e for batch in queue.active_jobs if batch for e in batch]
     return sum(
-        1 for e in events if e.concurrency_id == group and _sender(e.username, e.session_hash) == sender
+        1
+        for e in events
+        if e.concurrency_id in MODEL_GROUPS and _sender(e.username, e.session_hash) == sender
     )
 
 
@@ -37,9 +44,9 @@ def install_fair_queue(demo: gr.Blocks, per_person: int) -> None:
 
     async def fair_push(body: Any, request: Any, username: str | None) -> Any:
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
-        if fn is not None and fn.concurrency_id == MODEL_GROUP:
+        if fn is not None and fn.concurrency_id in MODEL_GROUPS:
             sender = _sender(username, body.session_hash)
-            if _pending(queue, MODEL_GROUP, sender) >= per_person:
+            if _pending(queue, sender) >= per_person:
                 return (
                     False,
                     f"You already have {per_person} requests waiting for or using the model; this "
