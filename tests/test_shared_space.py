@@ -320,10 +320,8 @@ def test_deployment_from_env(monkeypatch):
 # -- 4. per-session choices --------------------------------------------------------------------
 
 
-def test_one_sessions_adapter_pick_does_not_change_anothers_chat(tmp_path, tiny_llama):
+def test_one_sessions_adapter_pick_does_not_change_anothers_chat(tmp_path, tiny_llama, monkeypatch):
     """Session A picks an adapter; session B's chat still runs on the base model."""
-    import contextlib
-
     from transformers import AutoModelForCausalLM
 
     from playground.context import AppContext
@@ -335,16 +333,16 @@ def test_one_sessions_adapter_pick_does_not_change_anothers_chat(tmp_path, tiny_
     ctx = AppContext(deployment=SHARED_LOGIN)
     ctx.models.load(str(tiny_llama), LoadOptions(precision="fp32"))
     _lora(AutoModelForCausalLM.from_pretrained(tiny_llama), adapters_dir() / "poems", str(tiny_llama))
+    from playground.ui import chat as chat_ui
+
     used: list[str | None] = []
-    plain_use = ctx.models.use
+    plain_stream = chat_ui.stream_generate
 
-    @contextlib.contextmanager
-    def recording_use(adapter=None):
-        used.append(adapter)
-        with plain_use(adapter) as loaded:
-            yield loaded
+    def recording_stream(loaded, prompt, settings, stop=None, adapter=None, *args, **kwargs):
+        used.append(adapter)  # the adapter each request generates with, which the engine applies per row
+        yield from plain_stream(loaded, prompt, settings, stop, adapter, *args, **kwargs)
 
-    ctx.models.use = recording_use
+    monkeypatch.setattr(chat_ui, "stream_generate", recording_stream)
     demo = build_app(ctx)
     fns = handlers_of(demo)
     status, picked = fns["on_adapter"]("poems")
