@@ -124,10 +124,13 @@ def test_a_full_queue_refuses_cleanly_and_the_queued_requests_complete(chat_app)
     saved = queue.max_size
     queue.max_size = 2
     try:
-        front = _client(chat_app.url).submit("Count to one hundred.", "", 512, 0.7, 0, api_name="/chat")
+        # Connected first: the four must arrive while the front request still holds the model.
+        clients = [_client(chat_app.url) for _ in range(5)]
+        front = clients[0].submit("Count to one hundred.", "", 512, 0.7, 0, api_name="/chat")
         wait_for(lambda: front.outputs())
         waiting = [
-            _client(chat_app.url).submit(f"Say {i}.", "", 4, 0.7, i, api_name="/chat") for i in range(4)
+            client.submit(f"Say {i}.", "", 4, 0.7, i, api_name="/chat")
+            for i, client in enumerate(clients[1:])
         ]
         wait_for(lambda: sum(job.done() for job in waiting) >= 2)
         front.cancel()
