@@ -77,13 +77,18 @@ class SlotRows:
     """Which slot each row holds, the cache, and the captured step."""
 
     def __init__(
-        self, model: Any, slots: int, context: int, first_bucket: int = FIRST_BUCKET, max_len: int = MAX_LEN
+        self,
+        model: Any,
+        slots: int,
+        context: int,
+        first_bucket: int | None = None,
+        max_len: int | None = None,
     ) -> None:
         self.model = model
         self.slots = slots
         self.context = context
-        self.first_bucket = first_bucket
-        self.max_len = max_len
+        self.first_bucket = first_bucket or FIRST_BUCKET
+        self.max_len = max_len or MAX_LEN
         self.device = model.device
         self.use_graph = self.device.type == "cuda"
         self.fuse = os.environ.get(FUSE_SWITCH, "1") != "0"
