@@ -63,6 +63,9 @@ def slot_reason(model: Any, choice: str = "auto") -> str | None:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if any(t != "full_attention" for t in _layer_types(base.config)):
         return "the model has sliding-window attention layers"
+    attention = getattr(base.config, "_attn_implementation", None)
+    if attention not in ("sdpa", "eager"):
+        return f"{attention} attention takes no ready 4D mask (the slots need sdpa or eager)"
     return None
 
 
