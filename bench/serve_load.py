@@ -6,7 +6,9 @@ Paths, in one run:
 - serial:       one request at a time under one lock, `generate()` (the app before the engine)
 - graph1:       one request at a time through the static-cache CUDA-graph loop (GPU chat before
                 the engine; CUDA only)
-- engine:       the project's generation engine, every user's rows in one continuous batch
+- engine:       the project's generation engine, every user's rows in one continuous batch (on
+                CUDA its slot cache: one captured graph per step; else PaddedRows)
+- engine-padded: the same engine on PaddedRows (padded DynamicCache, eager steps), to compare
 - app:          the real app through gradio_client (/chat API), on the engine
 - transformers: transformers' ContinuousBatchingManager (the peer baseline)
 For each path and N: aggregate tokens/s, per-user tokens/s (new tokens over the user's wall
@@ -30,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PATHS = ("serial", "graph1", "engine", "app", "transformers")
+PATHS = ("serial", "graph1", "engine", "engine-padded", "app", "transformers")
 SENTENCE = "Please explain, step by step and with one small example, how a hash table handles collisions. "
 
 
@@ -146,15 +148,17 @@ def graph_turns(loaded: Any, args: argparse.Namespace):
     return turn
 
 
-def engine_turns(loaded: Any, args: argparse.Namespace):
-    from playground.generation.engine import Request, engine_for
+def engine_turns(loaded: Any, args: argparse.Namespace, cache: str | None = None):
+    from playground.generation.engine import Engine, Request
     from playground.generation.settings import GREEDY
 
     settings = GREEDY.with_(max_new_tokens=args.new_tokens)
+    engine = Engine(loaded, cache=cache)
+    print(f"{'engine' if cache is None else 'engine-' + cache:>12} cache: {_engine_cache(engine, loaded)}")
 
     def turn(user: int) -> tuple[float, int]:
         submitted = time.perf_counter()
-        ticket = engine_for(loaded).submit(Request(_prompt_ids(loaded, args.prompt_tokens, user), settings))
+        ticket = engine.submit(Request(_prompt_ids(loaded, args.prompt_tokens, user), settings))
         first = None
         for update in ticket.updates():
             if update is not None and first is None and update.new_tokens > 0:
@@ -165,7 +169,16 @@ def engine_turns(loaded: Any, args: argparse.Namespace):
                 return first - submitted, update.new_tokens
         raise AssertionError("no final update")
 
-    return turn
+    return turn, engine
+
+
+def _engine_cache(engine: Any, loaded: Any) -> str:
+    from playground.generation.slot_rows import slot_reason
+
+    reason = slot_reason(loaded.model, engine.cache_choice)
+    if reason is not None:
+        return f"PaddedRows ({reason})"
+    return "slots, one CUDA graph per step" if loaded.model.device.type == "cuda" else "slots, eager steps"
 
 
 def app_turns(loaded: Any, args: argparse.Namespace, url: str):
@@ -276,16 +289,17 @@ def main() -> int:
     makers = {
         "serial": lambda: serial_turns(loaded, args),
         "graph1": lambda: graph_turns(loaded, args),
-        "engine": lambda: engine_turns(loaded, args),
         "app": lambda: app_turns(loaded, args, url),
     }
     results: dict[tuple[str, int], Load] = {}
     users = [int(n) for n in args.users.split(",")]
     for path in paths:
-        manager = None
+        manager = engine = None
         try:
             if path == "transformers":
                 turn, manager = transformers_turns(loaded, args)
+            elif path in ("engine", "engine-padded"):
+                turn, engine = engine_turns(loaded, args, None if path == "engine" else "padded")
             else:
                 turn = makers[path]()
             turn(0)  # warm-up
@@ -298,6 +312,14 @@ def main() -> int:
         finally:
             if manager is not None:
                 manager.stop(block=True)
+            if engine is not None:
+                slots = engine._slots
+                if slots is not None:
+                    length = slots.cache.max_len if slots.cache is not None else 0
+                    print(
+                        f"{path:>12} slot step captured {slots.captures}x, cache {slots.slots} x {length} columns"
+                    )
+                engine.close("benchmark path done")
     top = max(users)
     # One user alone on the fastest one-at-a-time path measured: the headline's baseline.
     singles = [(p, results[p, 1]) for p in ("graph1", "serial") if (p, 1) in results and results[p, 1].rate]

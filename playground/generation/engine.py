@@ -18,7 +18,13 @@ stop flag, and its ticket yields the growing text meanwhile.
 - Each step holds the model's access lock (models/access.py): direct work on the model waits
   for the step, and the batch waits for it.
 
-The batch's cache is `PaddedRows` (a padded DynamicCache, any device); beam search and
+Two batch caches, one decode loop and one sampler:
+- `SlotRows` (slot_rows.py; CUDA): each row holds a slot of a preallocated cache and every step
+  is one CUDA-graph replay over all slots, so 1..N rows cost about one step of kernels.
+- `PaddedRows` (padded_rows.py; any device): a left-padded DynamicCache with eager steps, for
+  what the slots do not take (see `slot_reason`: CPU, peft models whose rows pick adapters,
+  sliding-window models) and for rows longer than the slot cache's cap.
+`PLAYGROUND_ENGINE_CACHE=padded` (or `slots`) picks the cache for comparison. Beam search and
 encoder-decoder models stay on `generate()` (see `engine_reason`).
 """
 
@@ -174,6 +180,7 @@ class _Row:
     eos: set[int]
     ids: list[int] = field(default_factory=list)
     text: str = ""
+    slot: int | None = None  # its slot in the SlotRows batch; None: in PaddedRows
 
 
 def engine_reason(loaded: Any, settings: DecodingSettings) -> str | None:
@@ -232,14 +239,25 @@ def oom_message(where: str) -> str:
 
 
 class Engine:
-    def __init__(self, loaded: Any, limits: EngineLimits | None = None) -> None:
+    def __init__(self, loaded: Any, limits: EngineLimits | None = None, cache: str | None = None) -> None:
+        """`cache`: auto (slots on CUDA where the model allows), slots or padded; default from the
+        PLAYGROUND_ENGINE_CACHE environment variable."""
+        from playground.generation.slot_rows import cache_choice
+
         self.loaded = loaded
+        self.cache_choice = cache or cache_choice()
+        if self.cache_choice not in ("auto", "slots", "padded"):
+            raise ValueError(f"cache must be auto, slots or padded (got {self.cache_choice!r})")
+        # The slot batch, once the first prefill showed the model can use it; why not otherwise.
+        self._slots: Any = None
+        self.slot_reason: str | None = None
+        self._slot_checked: Any = None
         self.limits = limits or EngineLimits()
         self._access = model_access(loaded)
         self._cond = threading.Condition()
         self._waiting: list[Ticket] = []
         self._rows: list[_Row] = []
-        self._batch = PaddedRows()
+        self._padded = PaddedRows()
         self._thread: threading.Thread | None = None
         self._closed: str | None = None
         self._numbers = itertools.count()
@@ -341,7 +359,7 @@ class Engine:
         with self._cond:
             pending = self._waiting + [r.ticket for r in self._rows]
             self._waiting, self._rows = [], []
-            self._batch.clear()
+            self._clear_caches()
         for ticket in pending:
             self._finish_ticket(
                 ticket, RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0), PlaygroundError(message)
@@ -355,7 +373,7 @@ class Engine:
                     self._cond.wait(timeout=self.limits.idle_seconds)
                 if self._closed is not None or (not self._waiting and not self._rows):
                     self._thread = None
-                    self._batch.clear()
+                    self._clear_caches()
                     return
             try:
                 with torch.inference_mode():
@@ -468,8 +486,13 @@ class Engine:
         if self._row_capacity is None:
             self._row_capacity = self.limits.max_rows if can_pad(cache) else 1
         row = _Row(ticket, sampling, started, eos)
+        slots = self._slot_batch(model)
+        n = len(request.prompt_ids)
         with self._cond:
-            self._batch.add(cache, len(request.prompt_ids))
+            if slots is not None and slots.fits(n + request.settings.max_new_tokens, cache):
+                row.slot = slots.add(cache, n, n + request.settings.max_new_tokens)
+            else:
+                self._padded.add(cache, n)
             self._rows.append(row)
             ticket.state = "running"
         try:
@@ -477,24 +500,63 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - this row fails, the batch goes on
             self._fail_rows([self._rows.index(row)], exc)
 
+    def _slot_batch(self, model: Any) -> Any:
+        """The slot batch for this model (made on first use), or None where PaddedRows serve."""
+        from playground.generation.slot_rows import SlotRows, slot_reason
+
+        if self._slots is not None and self._slots.model is model:
+            return self._slots
+        if self._slots is not None:
+            if any(r.slot is not None for r in self._rows):
+                return None  # the model object changed under running rows: new rows go padded
+            self._slots.clear()  # its captured step belongs to another model object
+            self._slots = None
+        if self._slot_checked is model:
+            return None
+        self._slot_checked = model
+        self.slot_reason = slot_reason(model, self.cache_choice)
+        if self.slot_reason is not None:
+            if self.cache_choice == "slots":
+                log.warning("engine: slot cache unavailable (%s); rows use PaddedRows", self.slot_reason)
+            return None
+        self._slots = SlotRows(model, self.limits.max_rows, int(self.loaded.context_length))
+        return self._slots
+
+    def _clear_caches(self) -> None:
+        self._padded.clear()
+        if self._slots is not None:
+            self._slots.clear()
+
     def _step(self) -> None:
         rows = list(self._rows)
-        last = torch.tensor([r.ids[-1] for r in rows], dtype=torch.long)
+        in_slots = [r for r in rows if r.slot is not None]
+        padded = [r for r in rows if r.slot is None]
         try:
             with self._forward() as model:
-                inputs = self._batch.step_inputs(last.to(model.device))
-                out = model(**inputs, **self._model_kwargs([r.ticket.request.adapter for r in rows]))
-                tokens = sample_next_token(out.logits[:, -1, :], [r.sampling for r in rows]).tolist()
+                logits = []
+                if in_slots:
+                    logits.append(self._slots.step([(r.slot, r.ids[-1]) for r in in_slots]))
+                if padded:
+                    last = torch.tensor([r.ids[-1] for r in padded], dtype=torch.long, device=model.device)
+                    kwargs = self._model_kwargs([r.ticket.request.adapter for r in padded])
+                    out = model(**self._padded.step_inputs(last), **kwargs)
+                    logits.append(out.logits[:, -1, :])
+                ordered = in_slots + padded
+                tokens = sample_next_token(torch.cat(logits), [r.sampling for r in ordered]).tolist()
         except Exception as exc:  # noqa: BLE001 - drop the newest row, the others go on
-            self._batch.undo_step()
+            # Slots only advance after a whole step, so a failed one leaves them as they were.
+            self._padded.undo_step()
             if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()
             log.warning("batch step failed (%s: %s); dropping the newest row", type(exc).__name__, exc)
             self._fail_rows([len(rows) - 1], exc)
             return
-        self._batch.stepped()
+        if in_slots:
+            self._slots.stepped()
+        if padded:
+            self._padded.stepped()
         self.steps += 1
-        self._took(rows, tokens)
+        self._took(ordered, tokens)
 
     def _took(self, rows: list[_Row], tokens: list[int]) -> None:
         """Each of these rows took one token: stream it, end the rows that are done."""
@@ -526,9 +588,7 @@ class Engine:
         now = time.perf_counter()
         with self._cond:
             ending = [(self._rows[i], reason) for i, reason in reasons.items()]
-            keep = [i for i in range(len(self._rows)) if i not in reasons]
-            self._rows = [self._rows[i] for i in keep]
-            self._batch.keep(keep)
+            self._remove_rows(set(reasons))
         for row, reason in ending:
             seconds = now - row.started
             self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * seconds
@@ -548,12 +608,19 @@ class Engine:
         error = self._user_error(exc, "generation")
         with self._cond:
             failing = [self._rows[i] for i in indices]
-            keep = [i for i in range(len(self._rows)) if i not in indices]
-            self._rows = [self._rows[i] for i in keep]
-            self._batch.keep(keep)
+            self._remove_rows(set(indices))
         for row in failing:
             update = RowUpdate(row.text, len(row.ticket.request.prompt_ids), len(row.ids), 0.0)
             self._finish_ticket(row.ticket, update, error)
+
+    def _remove_rows(self, indices: set[int]) -> None:
+        """Take these rows out of the batch: free their slots, cut them out of PaddedRows."""
+        padded = [r for r in self._rows if r.slot is None]
+        self._padded.keep([i for i, r in enumerate(padded) if self._rows.index(r) not in indices])
+        for i in indices:
+            if self._rows[i].slot is not None:
+                self._slots.release(self._rows[i].slot)
+        self._rows = [r for i, r in enumerate(self._rows) if i not in indices]
 
     @staticmethod
     def _user_error(exc: BaseException, where: str) -> BaseException:

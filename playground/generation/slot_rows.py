@@ -1,0 +1,209 @@
+"""The engine's GPU batch: rows in the slots of a SlotCache, every step one CUDA graph replay.
+
+All slots run every step, so one captured step (per slot count and cache length) serves 1..N
+rows: decode reads the weights once for all of them, and the graph removes the host's kernel
+launches (fast_decode's capture: warm-up on a side stream, fused RMSNorm and rotary inside).
+A row's tokens in a slot equal its tokens alone (each slot sees only its own columns).
+
+The cache length grows in buckets (256, 512, ... up to `cap`: the model's context, 4096 and what
+half the free GPU memory holds), re-capturing the step when it grows; attention reads every
+column of every slot each step, so short chats stay in a short cache. With no row running the
+next newcomer picks the bucket again, so one long answer does not keep the cache long.
+
+`slot_reason` says when the engine keeps PaddedRows instead: CPU (unless forced), peft models
+(each row picks its adapter through peft's `adapter_names`, which a captured graph would freeze
+to the rows of its capture), sliding-window models, or what fast_decode cannot capture.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+from playground.generation.fast_decode import (
+    ENV_SWITCH,
+    FUSE_SWITCH,
+    _fused_ops,
+    _layer_types,
+    _model_reason,
+)
+from playground.generation.slot_cache import SlotCache
+
+log = logging.getLogger(__name__)
+
+# "padded": the engine always uses PaddedRows; "slots": the slot batch on any device (eager
+# steps off CUDA); "auto" (default): slots on CUDA when the model allows it.
+CACHE_SWITCH = "PLAYGROUND_ENGINE_CACHE"
+FIRST_BUCKET = 256
+MAX_LEN = 4096
+
+
+def cache_choice() -> str:
+    choice = os.environ.get(CACHE_SWITCH, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "slots", "padded"):
+        raise ValueError(f"{CACHE_SWITCH} must be auto, slots or padded (got {choice!r})")
+    return choice
+
+
+def slot_reason(model: Any, choice: str = "auto") -> str | None:
+    """Why the engine's rows cannot share a slot cache on this model (so PaddedRows), or None."""
+    if choice == "padded":
+        return f"PaddedRows chosen ({CACHE_SWITCH}=padded)"
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return f"turned off by {ENV_SWITCH}=0"
+    if hasattr(model, "peft_config") and hasattr(model, "base_model"):
+        return "rows choose LoRA adapters per step (peft adapter_names), which a captured graph cannot vary"
+    reason = _model_reason(model, model.device, 0, choice != "slots", ())
+    if reason is not None:
+        return reason
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if any(t != "full_attention" for t in _layer_types(base.config)):
+        return "the model has sliding-window attention layers"
+    attention = getattr(base.config, "_attn_implementation", None)
+    if attention not in ("sdpa", "eager"):
+        return f"{attention} attention takes no ready 4D mask (the slots need sdpa or eager)"
+    return None
+
+
+def bucket_for(needed: int, cap: int, first: int = FIRST_BUCKET) -> int:
+    length = max(1, first)
+    while length < needed:
+        length *= 2
+    return min(length, cap)
+
+
+class SlotRows:
+    """Which slot each row holds, the cache, and the captured step."""
+
+    def __init__(
+        self,
+        model: Any,
+        slots: int,
+        context: int,
+        first_bucket: int | None = None,
+        max_len: int | None = None,
+    ) -> None:
+        self.model = model
+        self.slots = slots
+        self.context = context
+        self.first_bucket = first_bucket or FIRST_BUCKET
+        self.max_len = max_len or MAX_LEN
+        self.device = model.device
+        self.use_graph = self.device.type == "cuda"
+        self.fuse = os.environ.get(FUSE_SWITCH, "1") != "0"
+        self.cache: SlotCache | None = None
+        self.cap: int | None = None  # longest slot, known once a prefill shows the layer shapes
+        self.used: set[int] = set()
+        self.graph: Any = None
+        self.ids: torch.Tensor | None = None
+        self.logits: torch.Tensor | None = None
+        self.captures = 0
+
+    def _cap_for(self, prefilled: Any) -> int:
+        cap = min(self.context, self.max_len)
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            per_slot_column = SlotCache.bytes_per_column(prefilled) * self.slots
+            cap = min(cap, int(0.5 * free) // max(1, per_slot_column))
+        return cap
+
+    def fits(self, needed: int, prefilled: Any) -> bool:
+        """Whether a row of `needed` tokens (prompt and new tokens) can take a slot now."""
+        if self.cap is None:
+            self.cap = self._cap_for(prefilled)
+        return needed <= self.cap and len(self.used) < self.slots
+
+    def add(self, prefilled: Any, length: int, needed: int) -> int:
+        """Put a prefilled one-row cache in a free slot (growing the cache if needed); its slot."""
+        want = bucket_for(needed, self.cap or needed, self.first_bucket)
+        if self.cache is None or (not self.used and self.cache.max_len != want):
+            self._drop_graph()
+            self.cache = None
+            first = prefilled.layers[0].keys
+            self.cache = SlotCache(
+                SlotCache.shapes_of(prefilled), self.slots, want, first.dtype, first.device
+            )
+        elif self.cache.max_len < needed:
+            self._drop_graph()
+            self.cache = self.cache.resized(want)
+        slot = min(set(range(self.slots)) - self.used)
+        self.cache.load(slot, prefilled, length)
+        self.used.add(slot)
+        return slot
+
+    def release(self, slot: int) -> None:
+        if slot in self.used and self.cache is not None:
+            self.used.discard(slot)
+            self.cache.release(slot)
+
+    def step(self, slot_tokens: list[tuple[int, int]]) -> torch.Tensor:
+        """Logits [rows, vocab] for (slot, last token) rows, in their order; positions stay put."""
+        ids = [0] * self.slots
+        for slot, token in slot_tokens:
+            ids[slot] = token
+        if self.ids is None or self.ids.device != self.device:
+            self.ids = torch.zeros((self.slots, 1), dtype=torch.long, device=self.device)
+        self.ids.copy_(torch.tensor(ids, dtype=torch.long).view(self.slots, 1))
+        if self.use_graph:
+            if self.graph is None:
+                self._capture_step()
+            self.graph.replay()
+            logits = self.logits
+        else:
+            logits = self._eager_step()
+        index = torch.tensor([slot for slot, _ in slot_tokens], dtype=torch.long, device=logits.device)
+        return logits.index_select(0, index)
+
+    def stepped(self) -> None:
+        self.cache.advance()
+
+    def clear(self) -> None:
+        self._drop_graph()
+        self.cache, self.used, self.ids = None, set(), None
+
+    def _eager_step(self) -> torch.Tensor:
+        out = self.model(**self.cache.step_inputs(self.ids))
+        return out.logits[:, -1, :]
+
+    def _drop_graph(self) -> None:
+        if self.graph is not None:
+            self.graph, self.logits = None, None
+            torch.cuda.empty_cache()
+
+    def _capture_step(self) -> None:
+        if self.fuse:
+            try:
+                self._capture(fused=True)
+                return
+            except Exception as exc:  # noqa: BLE001 - no compiler (Triton) etc.: capture unfused
+                log.warning(
+                    "fused slot step unavailable (%s: %s); capturing it unfused", type(exc).__name__, exc
+                )
+        self._capture(fused=False)
+
+    def _capture(self, fused: bool) -> None:
+        # Warm-up steps (compilation, lazy initialisations, cuBLAS workspaces) run outside the
+        # capture. They write each slot's next column, which the real step overwrites anyway.
+        with _fused_ops(self.model) if fused else nullcontext():
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self._eager_step()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: CUDA work of other threads (another model, the UI) does not void it.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                logits = self._eager_step()
+        self.graph, self.logits = graph, logits
+        self.captures += 1
+        log.info(
+            "captured the engine's slot step: %d slots x %d columns (%s)",
+            self.slots,
+            self.cache.max_len,
+            "fused" if fused else "unfused",
+        )
