@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.settings import DecodingSettings
+from playground.generation.stops import cut_at_stop
 from playground.generation.stream import add_special_tokens, decode_new, oom_message, seed_everything
 from playground.models.loader import LoadedModel
 
@@ -79,7 +80,7 @@ def generate_batch(
             ids = row_ids[1:] if loaded.is_seq2seq else row_ids[width:]
             row.append(
                 BatchOutput(
-                    text=decode_new(tok, ids),
+                    text=cut_at_stop(decode_new(tok, ids), settings.stop),
                     prompt_tokens=int(prompt_lens[i]),
                     new_tokens=_count_new(ids, tok),
                     seconds=seconds,

@@ -33,6 +33,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation import fast_decode
 from playground.generation.settings import GREEDY, DecodingSettings
+from playground.generation.stops import cut_at_stop
 from playground.generation.stream import decode_new, encode_prompt, oom_message, seed_everything
 from playground.models.loader import LoadedModel
 
@@ -341,7 +342,7 @@ def _run_call(
             # generate() stops a row at its generation_config's eos ids, which may differ from
             # the tokenizer's (several ids for some chat models).
             n = _new_tokens(new, fast_decode.eos_ids(loaded.model, tok))
-        rows.append((decode_new(tok, new[:n]), width - pads[i], n))
+        rows.append((cut_at_stop(decode_new(tok, new[:n]), requests[i].settings.stop), width - pads[i], n))
     return rows, seconds, peak
 
 

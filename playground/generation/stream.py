@@ -15,6 +15,7 @@ from typing import Any
 
 from playground.errors import PlaygroundError
 from playground.generation.settings import DecodingSettings
+from playground.generation.stops import find_stop, held_back
 from playground.models.loader import LoadedModel
 
 
@@ -93,7 +94,11 @@ def stream_generate(
     settings: DecodingSettings,
     stop: threading.Event | None = None,
 ) -> Iterator[GenerationUpdate]:
-    """Yield the growing answer; the last update has finished=True (stopped=True if stopped)."""
+    """Yield the growing answer; the last update has finished=True (stopped=True if stopped).
+
+    The answer ends at the first of `settings.stop` (cut off, not shown); a stream never shows
+    the beginning of a stop string that may still be coming.
+    """
     import torch
     from transformers import TextIteratorStreamer
 
@@ -155,11 +160,16 @@ def stream_generate(
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     text = ""
+    stops = settings.stop
     try:
         if streamer is not None:
             for piece in streamer:
                 text += piece
-                yield GenerationUpdate(text, prompt_tokens, counter["n"], time.perf_counter() - start)
+                if stops and find_stop(text, stops) is not None:
+                    stop.set()  # ends generate(); the final text is cut below
+                    break
+                shown = text[: len(text) - held_back(text, stops)] if stops else text
+                yield GenerationUpdate(shown, prompt_tokens, counter["n"], time.perf_counter() - start)
         thread.join()
     finally:
         # A consumer that goes away (closed browser tab, cancelled event) stops the generation too.
@@ -174,7 +184,10 @@ def stream_generate(
     pad = tok.pad_token_id
     new = int((ids != pad).sum()) if pad is not None and pad != tok.eos_token_id else int(ids.numel())
     text = decode_new(tok, ids)
-    stopped = stop.is_set() and not _ended_naturally(ids, tok, settings)
+    at = find_stop(text, stops)
+    if at is not None:
+        text = text[:at]
+    stopped = stop.is_set() and at is None and not _ended_naturally(ids, tok, settings)
     yield GenerationUpdate(
         text, prompt_tokens, new, time.perf_counter() - start, finished=True, stopped=stopped
     )

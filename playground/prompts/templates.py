@@ -30,6 +30,19 @@ class PromptTemplate:
         return self.text is None
 
     @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """Text that starts the next user turn, where an answer must end ("USER:" for the homework).
+
+        It is the template's own wording before `{instruction}` (placeholders left out); a chat
+        template ends its turns with an end-of-turn token instead, so it has none.
+        """
+        if self.text is None or "{instruction}" not in self.text:
+            return ()
+        before = self.text.split("{instruction}", 1)[0]
+        turn = re.split(r"\{(?:system|input|examples|index|output)\}", before)[-1].strip()
+        return (turn,) if turn else ()
+
+    @property
     def sha(self) -> str:
         """Short hash that identifies the template on the leaderboard."""
         key = f"{self.text if self.text is not None else '<chat>'}\x00{self.system}"

@@ -33,6 +33,7 @@ from playground.ui.prompt_lab_parts import (
     query_line,
     summary_frame,
     sweep_chart,
+    try_stop_strings,
 )
 
 DEFAULT_TEST = "classical_chinese_test.json"
@@ -337,10 +338,12 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         _stop_flags[_session(request)] = flag
         with ctx.models.use() as loaded:
             text, info = build_preview(c, test, pool, index, loaded, int(new_tokens))
-            settings = GREEDY.with_(max_new_tokens=int(new_tokens))
+            stops = try_stop_strings(c, loaded)
+            settings = GREEDY.with_(max_new_tokens=int(new_tokens), stop=stops)
+            ends_at = f" · ends at {', '.join(repr(s) for s in stops)}" if stops else ""
             yield "", "starting…", text, info
             for update in stream_generate(loaded, text, settings, flag):
-                yield update.text, update.stats_line(), text, info
+                yield update.text, update.stats_line() + ends_at, text, info
 
     def on_stop(request: gr.Request) -> None:
         flag = _stop_flags.get(_session(request))
