@@ -30,7 +30,7 @@ def test_partial_stop_at_the_end_is_held_back():
 
 
 def test_stop_lines_unescape_newlines_and_drop_blanks():
-    assert parse_stop_lines("USER:\n\\n\\nQ:\n  \nUSER:") == ("USER:", "\n\nQ:")
+    assert parse_stop_lines("USER:\n\\n\\nQ:\n  \nUSER:\n\\n") == ("USER:", "\n\nQ:", "\n")
     assert parse_stop_lines(None) == ()
 
 

@@ -37,5 +37,5 @@ def held_back(text: str, stops: Sequence[str]) -> int:
 
 def parse_stop_lines(text: str | None) -> tuple[str, ...]:
     """Stop strings typed one per line; `\\n` in a line stands for a newline."""
-    lines = (line.replace("\\n", "\n") for line in (text or "").splitlines())
-    return tuple(dict.fromkeys(line for line in lines if line.strip()))
+    typed = (line for line in (text or "").splitlines() if line.strip())
+    return tuple(dict.fromkeys(line.replace("\\n", "\n") for line in typed))

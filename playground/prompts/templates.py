@@ -108,6 +108,29 @@ def render_chat(messages: list[dict[str, str]], system: str, tokenizer: Any) -> 
     return "\n".join(lines) + "\nAssistant:"
 
 
+def default_system_text(tokenizer: Any) -> str | None:
+    """The system text a chat template adds by itself when none is given (SmolLM2 has one)."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None
+    marker, user = "\x00SYSTEM\x00", [{"role": "user", "content": "\x00USER\x00"}]
+    try:
+        without = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        with_marker = tokenizer.apply_chat_template(
+            [{"role": "system", "content": marker}] + user, tokenize=False, add_generation_prompt=True
+        )
+    except Exception:  # noqa: BLE001 - templates without a system role raise their own errors
+        return None
+    if marker not in with_marker:
+        return None
+    head, tail = with_marker.split(marker, 1)
+    if without == with_marker.replace(marker, "") or not (
+        without.startswith(head) and without.endswith(tail)
+    ):
+        return None
+    found = without[len(head) : len(without) - len(tail)].strip()
+    return found or None
+
+
 TAIWAN_LLAMA_SYSTEM = (
     "你是人工智慧助理，以下是用戶和人工智慧助理之間的對話。你要對用戶的問題提供有用、安全、詳細和禮貌的回答。"
 )
