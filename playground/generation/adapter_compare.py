@@ -37,12 +37,22 @@ class TableRow:
     outputs: list[str]  # one per table column
 
 
+@dataclass(frozen=True)
+class ColumnPrompts:
+    """One column's own prompts (e.g. in the template its adapter was trained with) and stops."""
+
+    prompts: Sequence[str]
+    stop: tuple[str, ...] = ()
+    template: str = ""
+
+
 @dataclass
 class ComparisonTable:
     columns: list[str]  # BASE_LABEL for the base model, else the adapter's name
     rows: list[TableRow]
     settings: DecodingSettings  # with the seed that was used
     seconds: list[float] = field(default_factory=list)  # generation time per column
+    templates: list[str] = field(default_factory=list)  # per column, when columns have their own
 
     @property
     def has_references(self) -> bool:
@@ -95,10 +105,12 @@ def compare_adapters(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
+    column_prompts: Sequence[ColumnPrompts] | None = None,
 ) -> ComparisonTable:
     """A table with one row per prompt and one column per adapter (None = the base model).
 
     `prompts` are sent as they are (already templated); `labels` are what the table shows.
+    `column_prompts`, one per column, replaces `prompts` for that column.
     """
     if not prompts:
         raise PlaygroundError("There are no prompts to compare: paste some or pick rows of a data set.")
@@ -112,21 +124,31 @@ def compare_adapters(
             raise PlaygroundError(f"There are {len(prompts)} prompts but {len(items)} {what}.")
     if batch_size < 1:
         raise PlaygroundError(f"Batch size must be at least 1 (got {batch_size}).")
+    if column_prompts is not None and (
+        len(column_prompts) != len(adapter_names)
+        or any(len(c.prompts) != len(prompts) for c in column_prompts)
+    ):
+        raise PlaygroundError("Each column needs its own version of every prompt.")
+    own = (
+        list(column_prompts) if column_prompts is not None else [ColumnPrompts(prompts)] * len(adapter_names)
+    )
     # One seed for every column, chosen once when the user asked for a random one.
     seed = random.randrange(2**31) if settings.seed is None else int(settings.seed)
     settings = settings.with_(seed=seed).validate()
-    batches = [list(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    n_batches = -(-len(prompts) // batch_size)
     outputs: list[list[str]] = []
     seconds: list[float] = []
-    done, total = 0, len(batches) * len(adapter_names)
-    for name in adapter_names:
+    done, total = 0, n_batches * len(adapter_names)
+    for name, column in zip(adapter_names, own, strict=True):
         texts: list[str] = []
         spent = 0.0
+        column_settings = settings.with_(stop=tuple(dict.fromkeys(settings.stop + column.stop)))
         with using_adapter(loaded, name):
-            for batch in batches:
+            for start in range(0, len(prompts), batch_size):
+                batch = column.prompts[start : start + batch_size]
                 if stop is not None and stop.is_set():
                     raise Cancelled("Stopped.")
-                rows = generate_rows(loaded, [RowRequest(p, settings, seed) for p in batch], stop)
+                rows = generate_rows(loaded, [RowRequest(p, column_settings, seed) for p in batch], stop)
                 texts += [r.text for r in rows]
                 spent += rows[0].seconds
                 done += 1
@@ -137,7 +159,8 @@ def compare_adapters(
     shown = list(labels) if labels is not None else list(prompts)
     refs = list(references) if references is not None else [None] * len(prompts)
     rows = [TableRow(shown[i], refs[i], [column[i] for column in outputs]) for i in range(len(prompts))]
-    return ComparisonTable(columns, rows, settings, seconds)
+    templates = [c.template for c in own] if column_prompts is not None else []
+    return ComparisonTable(columns, rows, settings, seconds, templates)
 
 
 def export_table(table: ComparisonTable, fmt: str = "csv", folder: str | Path | None = None) -> Path:
@@ -159,6 +182,7 @@ def export_table(table: ComparisonTable, fmt: str = "csv", folder: str | Path | 
             path,
             {
                 "columns": table.columns,
+                "templates": table.templates,
                 "settings": table.settings.to_dict(),
                 "rows": [dict(zip(header, record, strict=True)) for record in table.records()],
             },

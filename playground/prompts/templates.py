@@ -108,6 +108,23 @@ def render_chat(messages: list[dict[str, str]], system: str, tokenizer: Any) -> 
     return "\n".join(lines) + "\nAssistant:"
 
 
+def training_template(template: str, system: str | None, model_default: PromptTemplate) -> PromptTemplate:
+    """The template a training job formats with (and so the one to use its adapter with).
+
+    `template` and `system` are the job's settings ("" = the model's default template).
+    """
+    if template:
+        return get_template(template, system)
+    if system is not None:
+        return PromptTemplate(model_default.name, model_default.text, system, model_default.notes)
+    return model_default
+
+
+def adapter_template(settings: Mapping[str, Any], model_default: PromptTemplate) -> PromptTemplate:
+    """The template an adapter was trained with, from the settings saved beside it."""
+    return training_template(settings.get("template") or "", settings.get("system"), model_default)
+
+
 def default_system_text(tokenizer: Any) -> str | None:
     """The system text a chat template adds by itself when none is given (SmolLM2 has one)."""
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):

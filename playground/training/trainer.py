@@ -17,7 +17,7 @@ from typing import Any
 
 from playground.data_types import Example
 from playground.errors import PlaygroundError
-from playground.prompts.templates import PromptTemplate, get_template
+from playground.prompts.templates import PromptTemplate, training_template
 from playground.training.adapters import read_adapter, resolve_adapter, save_adapter
 from playground.training.checkpoints import (
     checkpoints_dir,
@@ -145,11 +145,7 @@ class Trainer:
         return None, resolve_adapter(source)
 
     def _template(self, default: PromptTemplate) -> PromptTemplate:
-        if self.config.template:
-            return get_template(self.config.template, self.config.system)
-        if self.config.system is not None:
-            return PromptTemplate(default.name, default.text, self.config.system, default.notes)
-        return default
+        return training_template(self.config.template, self.config.system, default)
 
     def _format(
         self, example: Example, tokenizer: Any, template: PromptTemplate, seq2seq: bool

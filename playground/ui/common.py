@@ -81,3 +81,17 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
         progress(fraction, desc=desc)
 
     return report
+
+
+def on_tab_shown(fn: Callable[..., Any], inputs: list | None, outputs: list) -> None:
+    """Run `fn` whenever a tab around the layout being built is opened (lists made fresh).
+
+    Tabs nest (Side by side > Base model vs adapters), so every enclosing tab gets the event.
+    """
+    from gradio.context import Context
+
+    block = Context.block
+    while block is not None:
+        if isinstance(block, gr.Tab):
+            block.select(fn, inputs or None, outputs, queue=False)
+        block = getattr(block, "parent", None)

@@ -19,11 +19,11 @@ from playground.errors import Cancelled, PlaygroundError
 from playground.evaluation.runner import METRIC_GROUPS, EvalConfig, evaluate
 from playground.generation.settings import GREEDY
 from playground.leaderboard import lower_is_better
-from playground.models.adapters import attach_adapter, list_adapter_names
+from playground.models.adapters import attach_adapter, list_adapter_names, list_adapters
 from playground.paths import adapters_dir, exports_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
-from playground.ui.common import progress_callback, user_errors
+from playground.ui.common import on_tab_shown, progress_callback, user_errors
 from playground.ui.data_picker import build_data_picker, load_choice
 
 _cancel_flags: dict[str, threading.Event] = {}
@@ -129,13 +129,24 @@ def _describe_quietly(example: str | None) -> str:
         return str(exc)
 
 
+def export_stem(dataset_name: str | None) -> str:
+    """classical_chinese_test.json -> classical_chinese_test (not ...test.json.csv)."""
+    name = (dataset_name or "all").replace("/", "_").replace("\\", "_")
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and stem and suffix.lower() in ("json", "jsonl", "csv", "tsv", "txt") else name
+
+
 def build_leaderboard_tab(ctx: AppContext) -> None:
     board = ctx.leaderboard
     with gr.Accordion("Evaluate", open=True):
         with gr.Row():
             with gr.Column():
                 test_set = build_data_picker("Test set", "classical_chinese_test.json", elem_id="eval-data")
-                references = gr.File(label="Ground-truth file (optional, one answer per line)", height=90)
+                references = gr.File(
+                    label="Ground-truth file (optional, one answer per line)",
+                    height=110,
+                    elem_id="eval-refs",
+                )
                 mapping = gr.Textbox(
                     label="Column mapping (optional, when the shape is not detected)",
                     placeholder="instruction=question, input=context, output=answer, id=qid",
@@ -144,13 +155,24 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                 data_info = gr.Markdown(_describe_quietly(test_set.example.value), elem_id="eval-data-info")
             with gr.Column():
                 template = gr.Dropdown(
-                    [t.name for t in TEMPLATES.values()] + ["custom"], value="chat", label="Template"
+                    [t.name for t in TEMPLATES.values()] + ["custom"],
+                    value="chat",
+                    label="Template",
+                    elem_id="eval-template",
                 )
                 custom = gr.Textbox(
                     label="Custom template", lines=2, placeholder="USER: {instruction} ASSISTANT:"
                 )
                 system = gr.Textbox(label="System text (optional)", lines=1)
-                adapter = gr.Dropdown(["(none)"] + list_adapter_names(), value="(none)", label="Adapter")
+                with gr.Row(equal_height=True):
+                    adapter = gr.Dropdown(
+                        ["(none)"] + list_adapter_names(),
+                        value="(none)",
+                        label="Adapter (its training template is picked with it)",
+                        elem_id="eval-adapter",
+                        scale=4,
+                    )
+                    adapter_refresh = gr.Button("Refresh", size="sm", scale=1, elem_id="eval-adapter-refresh")
             with gr.Column():
                 metrics = gr.CheckboxGroup(
                     list(METRIC_GROUPS), value=["perplexity"], label="Metrics", elem_id="eval-metrics"
@@ -417,7 +439,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
 
     @user_errors
     def on_export(ds: str | None) -> str:
-        path = exports_dir() / f"leaderboard-{(ds or 'all').replace('/', '_')}.csv"
+        path = exports_dir() / f"leaderboard-{export_stem(ds)}.csv"
         atomic_write_text(path, board.to_csv(ds or None))
         return str(path)
 
@@ -432,3 +454,24 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         return show(ds, metric_name, model_name, strategy)
 
     delete.click(on_delete, [delete_id, *board_inputs], board_outputs)
+
+    def adapter_choices() -> Any:
+        return gr.update(choices=["(none)"] + list_adapter_names())
+
+    def on_adapter(name: str | None):
+        """An adapter is scored with the template it was trained with."""
+        info = next((a for a in list_adapters() if a.name == name), None)
+        if info is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        chosen = info.settings.get("template") or "chat"
+        named = chosen in TEMPLATES
+        return (
+            chosen if named else "custom",
+            gr.skip() if named else chosen,
+            info.settings.get("system") or "",
+        )
+
+    adapter.input(on_adapter, adapter, [template, custom, system], queue=False)
+    adapter_refresh.click(adapter_choices, None, adapter, queue=False)
+    on_tab_shown(adapter_choices, None, [adapter])
+    on_tab_shown(show, board_inputs, board_outputs)

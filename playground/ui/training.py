@@ -18,10 +18,10 @@ from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.evaluation.runner import EvalConfig, evaluate
 from playground.models.adapters import attach_adapter
-from playground.prompts.templates import TEMPLATES, get_template
+from playground.prompts.templates import TEMPLATES, adapter_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
-from playground.ui.common import user_errors
+from playground.ui.common import on_tab_shown, user_errors
 from playground.ui.data_picker import build_data_picker, load_choice, resolve_path
 
 # Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
@@ -193,6 +193,10 @@ def _adapters_frame() -> pd.DataFrame:
     return pd.DataFrame(rows or [{"name": "no adapters yet"}])
 
 
+def adapter_names() -> list[str]:
+    return ["(none)"] + [a.name for a in list_adapters()]
+
+
 def build_training_tab(ctx: AppContext) -> None:
     jobs = ctx.jobs
     with gr.Row():
@@ -326,6 +330,12 @@ def build_training_tab(ctx: AppContext) -> None:
     selected_adapter = gr.State(None)
     with gr.Accordion("Evaluate the selected adapter against its base model", open=True):
         eval_set = build_data_picker("Test set", "poem_continuation_test.json", elem_id="train-eval-test")
+        eval_refs = gr.File(
+            label="Ground-truth file (when the test set has no answers, e.g. Tang_testing_gt.txt: one per line)",
+            file_types=[".txt"],
+            height=110,
+            elem_id="train-eval-refs",
+        )
         with gr.Row():
             eval_limit = gr.Number(20, label="Limit (first N examples, 0 = all)", precision=0)
             evaluate_btn = gr.Button("Evaluate this adapter", variant="primary", elem_id="train-evaluate")
@@ -435,7 +445,7 @@ def build_training_tab(ctx: AppContext) -> None:
 
     def poll(current: str | None, since: int, seen: list[dict[str, Any]]):
         if not current:
-            return since, seen, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return since, seen, *[gr.skip()] * 7
         job = jobs.job(current)
         new, since = job.events(since)
         seen = seen + new
@@ -449,13 +459,14 @@ def build_training_tab(ctx: AppContext) -> None:
             job.log_tail(12),
             jobs_frame(),
             adapters_frame() if not active else gr.skip(),
+            gr.update(choices=adapter_names()) if not active else gr.skip(),
             gr.Timer(active=active),
         )
 
     timer.tick(
         poll,
         [job_id, offset, events_state],
-        [offset, events_state, status_md, chart, log, jobs_table, adapters_table, timer],
+        [offset, events_state, status_md, chart, log, jobs_table, adapters_table, resume_from, timer],
         queue=False,
     )
 
@@ -502,21 +513,24 @@ def build_training_tab(ctx: AppContext) -> None:
 
     @user_errors
     def on_evaluate(
-        name: str | None, ex: str | None, up: str | None, limit: float | None, progress=gr.Progress()
+        name: str | None,
+        ex: str | None,
+        up: str | None,
+        refs: str | None,
+        limit: float | None,
+        progress=gr.Progress(),
     ):
         if not name:
             raise PlaygroundError("Click an adapter in the table first.")
         info = next((a for a in list_adapters() if a.name == name), None)
         if info is None:
             raise PlaygroundError(f"Adapter {name} is gone; press Refresh lists.")
-        dataset = load_choice(ex, up, what="test set")
+        dataset = load_choice(ex, up, refs, what="test set")
         config = EvalConfig(metrics=("perplexity",), limit=int(limit) if limit else None)
         with ctx.models.use() as loaded:
             adapter = attach_adapter(loaded, info.path)
             # Score with the template the adapter was trained with, so the numbers mean the same thing.
-            template = get_template(info.settings.get("template") or None, info.settings.get("system"))
-            if template.uses_chat_template:
-                template = loaded.default_template
+            template = adapter_template(info.settings, loaded.default_template)
             lines = [
                 f"**{dataset.name}**, {len(dataset.examples[: config.limit or None])} examples, perplexity:"
             ]
@@ -539,17 +553,14 @@ def build_training_tab(ctx: AppContext) -> None:
 
     evaluate_btn.click(
         on_evaluate,
-        [selected_adapter, *eval_set.inputs, eval_limit],
+        [selected_adapter, *eval_set.inputs, eval_refs, eval_limit],
         evaluate_md,
         concurrency_id="model",
         concurrency_limit=1,
     )
 
     def on_refresh():
-        return (
-            jobs_frame(),
-            adapters_frame(),
-            gr.update(choices=["(none)"] + [a.name for a in list_adapters()]),
-        )
+        return jobs_frame(), adapters_frame(), gr.update(choices=adapter_names())
 
     refresh.click(on_refresh, None, [jobs_table, adapters_table, resume_from], queue=False)
+    on_tab_shown(on_refresh, None, [jobs_table, adapters_table, resume_from])
