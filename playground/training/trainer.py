@@ -75,6 +75,7 @@ class _Session:
     tokens: int = 0  # this process only, for tokens/s
     train_s: float = 0.0
     steps: int = 0
+    first_step_s: float = 0.0  # the first step of a process also pays for warm-up
 
     def elapsed(self) -> float:
         return self.state["elapsed_s"] + time.perf_counter() - self.started
@@ -87,6 +88,14 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def eta_seconds(steps_left: int, later_seconds: float, later_steps: int) -> float | None:
+    """Time left, from the steps after the first (which also pays for allocation, kernel choice
+    and compilation); None until there is such a step, or 0 when nothing is left."""
+    if steps_left <= 0:
+        return 0.0
+    return steps_left * later_seconds / later_steps if later_steps > 0 else None
 
 
 class Trainer:
@@ -317,7 +326,10 @@ class Trainer:
         state["tokens"] += tokens
         s.tokens += tokens
         s.steps += 1
-        s.train_s += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        s.train_s += spent
+        if s.steps == 1:
+            s.first_step_s = spent
         loss_value = loss_sum / n_trained
         if not math.isfinite(loss_value):
             raise PlaygroundError(
@@ -334,7 +346,7 @@ class Trainer:
             "grad_norm": grad_norm,
             "tokens": tokens,
             "tokens_per_s": s.tokens / max(s.train_s, 1e-9),
-            "eta_s": (s.plan.total_steps - state["step"]) * s.train_s / s.steps,
+            "eta_s": eta_seconds(s.plan.total_steps - state["step"], s.train_s - s.first_step_s, s.steps - 1),
             "elapsed_s": s.elapsed(),
         }
 

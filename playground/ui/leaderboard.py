@@ -23,7 +23,7 @@ from playground.models.adapters import attach_adapter, list_adapter_names, list_
 from playground.paths import adapters_dir, exports_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
-from playground.ui.common import on_tab_shown, progress_callback, user_errors
+from playground.ui.common import cancel_on_close, on_tab_shown, progress_callback, user_errors
 from playground.ui.data_picker import build_data_picker, load_choice
 
 _cancel_flags: dict[str, threading.Event] = {}
@@ -389,6 +389,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         concurrency_limit=1,
     ).then(show, board_inputs, board_outputs)
     cancel.click(on_cancel, None, eval_status, queue=False)
+    cancel_on_close(_cancel_flags)
 
     for trigger in (
         refresh.click,

@@ -18,7 +18,7 @@ from playground.evaluation.sweep import run_sweep
 from playground.generation import GREEDY, stream_generate
 from playground.prompts.fewshot import FewShotConfig, list_recipes
 from playground.prompts.templates import TEMPLATES
-from playground.ui.common import progress_callback, user_errors
+from playground.ui.common import cancel_on_close, progress_callback, user_errors
 from playground.ui.data_picker import build_data_picker, load_choice
 from playground.ui.prompt_lab_controls import LabControls, load_lab_recipe, save_lab_recipe
 from playground.ui.prompt_lab_parts import (
@@ -358,6 +358,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         concurrency_limit=1,
     )
     stop_btn.click(on_stop, None, None, queue=False)
+    cancel_on_close(_stop_flags)
 
     # --- evaluate: the k sweep
     @user_errors

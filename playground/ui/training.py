@@ -7,6 +7,7 @@ polls the job's event file every two seconds, and draws what it finds.
 from __future__ import annotations
 
 import html
+import threading
 from typing import Any
 
 import gradio as gr
@@ -21,7 +22,7 @@ from playground.models.adapters import attach_adapter
 from playground.prompts.templates import TEMPLATES, adapter_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
-from playground.ui.common import on_tab_shown, user_errors
+from playground.ui.common import cancel_on_close, on_tab_shown, user_errors
 from playground.ui.data_picker import build_data_picker, load_choice, resolve_path
 
 # Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
@@ -61,6 +62,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_size=100,
     ),
 }
+# Per browser session: set when its tab closes, so its adapter evaluation stops.
+_eval_flags: dict[str, threading.Event] = {}
 FORM_FIELDS = [
     "first_n",
     "eval_size",
@@ -135,7 +138,7 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
         lines.append(
             f"`{bar}` step {last['step']}/{total} · loss {last['loss']:.4f} · lr {last['lr']:.2e} · "
             f"grad-norm {last.get('grad_norm', 0):.2f} · {last.get('tokens_per_s', 0):.0f} tokens/s · "
-            f"ETA {last.get('eta_s', 0):.0f} s"
+            + ("ETA after the next step" if last.get("eta_s") is None else f"ETA {last['eta_s']:.0f} s")
         )
     if start:
         gpus = start.get("gpus", 1)
@@ -146,10 +149,11 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
             + (f" · {_fused_text(start)}" if start.get("fused_layers") else "")
         )
     if start.get("notes"):
-        lines += [f"- {n}" for n in start["notes"]]
+        lines.append("\n".join(f"- {n}" for n in start["notes"]))
     if status.get("adapter"):
         lines.append(f"**Adapter saved:** `{status['adapter']}`")
-    return "\n".join(lines)
+    # Blank lines between: Markdown runs single-newline lines together into one paragraph.
+    return "\n\n".join(lines)
 
 
 def masked_html(pieces: list[tuple[str, bool]]) -> str:
@@ -165,6 +169,13 @@ def masked_html(pieces: list[tuple[str, bool]]) -> str:
     )
 
 
+def saved_text(job: Any) -> str:
+    """What a job has on disk: a finished job's adapter is at its last step, not its last checkpoint."""
+    if job.status == "finished" and job.total_steps:
+        return f"adapter, step {job.total_steps}"
+    return f"checkpoint, step {job.checkpoint_step}" if job.checkpoint_step else ""
+
+
 def _jobs_frame(jobs: Any) -> pd.DataFrame:
     rows = [
         {
@@ -172,7 +183,7 @@ def _jobs_frame(jobs: Any) -> pd.DataFrame:
             "status": j.status,
             "model": j.model,
             "output": j.output or "",
-            "checkpoint step": j.checkpoint_step or "",
+            "saved": saved_text(j),
             "message": j.message[:80],
         }
         for j in jobs.jobs()
@@ -518,6 +529,7 @@ def build_training_tab(ctx: AppContext) -> None:
         up: str | None,
         refs: str | None,
         limit: float | None,
+        request: gr.Request,
         progress=gr.Progress(),
     ):
         if not name:
@@ -527,6 +539,7 @@ def build_training_tab(ctx: AppContext) -> None:
             raise PlaygroundError(f"Adapter {name} is gone; press Refresh lists.")
         dataset = load_choice(ex, up, refs, what="test set")
         config = EvalConfig(metrics=("perplexity",), limit=int(limit) if limit else None)
+        closed = _eval_flags[getattr(request, "session_hash", None) or "default"] = threading.Event()
         with ctx.models.use() as loaded:
             adapter = attach_adapter(loaded, info.path)
             # Score with the template the adapter was trained with, so the numbers mean the same thing.
@@ -543,6 +556,7 @@ def build_training_tab(ctx: AppContext) -> None:
                     leaderboard=ctx.leaderboard,
                     adapter=which,
                     progress=lambda f, d, label=label: progress(f, desc=f"{label}: {d}"),
+                    should_stop=closed.is_set,
                 )
                 lines.append(
                     f"- {label}: mean {outcome.metrics['mean_perplexity']:.3f}, corpus "
@@ -551,6 +565,7 @@ def build_training_tab(ctx: AppContext) -> None:
         lines.append("Both runs are on the Leaderboard tab.")
         return "\n".join(lines)
 
+    cancel_on_close(_eval_flags)
     evaluate_btn.click(
         on_evaluate,
         [selected_adapter, *eval_set.inputs, eval_refs, eval_limit],
