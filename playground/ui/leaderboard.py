@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import threading
@@ -24,7 +25,7 @@ from playground.paths import adapters_dir, exports_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
 from playground.ui.common import cancel_on_close, on_tab_shown, progress_callback, user_errors
-from playground.ui.data_picker import build_data_picker, load_choice
+from playground.ui.data_picker import UPLOAD_HEIGHT, build_data_picker, load_choice
 
 _cancel_flags: dict[str, threading.Event] = {}
 RUN_COLUMNS = [
@@ -129,6 +130,32 @@ def _describe_quietly(example: str | None) -> str:
         return str(exc)
 
 
+def decoding_text(decoding: str | dict | None) -> str:
+    """A run's decoding in words ("greedy, 64 new tokens"); blank for scoring-only runs."""
+    if isinstance(decoding, str):
+        try:
+            decoding = json.loads(decoding)
+        except ValueError:
+            return decoding
+    if not decoding:
+        return ""
+    mode = (
+        f"{decoding.get('num_beams')} beams"
+        if (decoding.get("num_beams") or 1) > 1
+        else f"T {decoding.get('temperature')}, top-p {decoding.get('top_p')}"
+        if decoding.get("do_sample")
+        else "greedy"
+    )
+    return f"{mode}, {decoding.get('max_new_tokens')} new tokens"
+
+
+def readable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A leaderboard row as shown: no template hash (the CSV keeps it), decoding in words."""
+    shown = {k: v for k, v in row.items() if k != "template"}
+    shown["decoding"] = decoding_text(row.get("decoding"))
+    return shown
+
+
 def export_stem(dataset_name: str | None) -> str:
     """classical_chinese_test.json -> classical_chinese_test (not ...test.json.csv)."""
     name = (dataset_name or "all").replace("/", "_").replace("\\", "_")
@@ -144,7 +171,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                 test_set = build_data_picker("Test set", "classical_chinese_test.json", elem_id="eval-data")
                 references = gr.File(
                     label="Ground-truth file (optional, one answer per line)",
-                    height=110,
+                    height=UPLOAD_HEIGHT,
                     elem_id="eval-refs",
                 )
                 mapping = gr.Textbox(
@@ -212,7 +239,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     )
     with gr.Row():
         export = gr.Button("Export CSV", elem_id="lb-export")
-        export_file = gr.File(label="CSV", interactive=False, height=90)
+        export_file = gr.File(label="CSV", interactive=False, height=UPLOAD_HEIGHT)
         delete_id = gr.Number(label="Run id to delete", precision=0)
         delete = gr.Button("Delete run", variant="stop", elem_id="lb-delete")
     selected_run = gr.State(None)
@@ -261,7 +288,11 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             for r in records
         ]
         models = ["(all)"] + sorted({r.model for r in board.runs(dataset_name=ds)} if ds else set())
-        table_df = pd.DataFrame(rows).round(4) if rows else pd.DataFrame({"": ["No finished runs yet."]})
+        table_df = (
+            pd.DataFrame([readable_row(r) for r in rows]).round(4)
+            if rows
+            else pd.DataFrame({"": ["No finished runs yet."]})
+        )
         return (
             gr.update(choices=datasets, value=ds),
             gr.update(choices=metrics_, value=metric_name),

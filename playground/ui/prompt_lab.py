@@ -19,7 +19,7 @@ from playground.generation import GREEDY, stream_generate
 from playground.prompts.fewshot import FewShotConfig, list_recipes
 from playground.prompts.templates import TEMPLATES
 from playground.ui.common import cancel_on_close, progress_callback, user_errors
-from playground.ui.data_picker import build_data_picker, load_choice
+from playground.ui.data_picker import UPLOAD_HEIGHT, build_data_picker, load_choice
 from playground.ui.prompt_lab_controls import LabControls, load_lab_recipe, save_lab_recipe
 from playground.ui.prompt_lab_parts import (
     build_preview,
@@ -83,7 +83,9 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
             with gr.Accordion("Data", open=True):
                 test_set = build_data_picker("Test set", DEFAULT_TEST, elem_id="lab-test")
                 references = gr.File(
-                    label="Ground-truth file (optional, one answer per line)", height=90, elem_id="lab-refs"
+                    label="Ground-truth file (optional, one answer per line)",
+                    height=UPLOAD_HEIGHT,
+                    elem_id="lab-refs",
                 )
                 test_info = gr.Markdown(describe(test0) if test0 else "", elem_id="lab-test-info")
                 train_set = build_data_picker(

@@ -23,7 +23,7 @@ from playground.prompts.templates import TEMPLATES, adapter_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
 from playground.ui.common import cancel_on_close, on_tab_shown, user_errors
-from playground.ui.data_picker import build_data_picker, load_choice, resolve_path
+from playground.ui.data_picker import UPLOAD_HEIGHT, build_data_picker, load_choice, resolve_path
 
 # Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -64,6 +64,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # Per browser session: set when its tab closes, so its adapter evaluation stops.
 _eval_flags: dict[str, threading.Event] = {}
+LOSS_LABELS = {
+    "masked_prompt": "the answer only (prompt masked)",
+    "full_text": "the full text",
+    "no_template": "the answer, no template",
+}
 FORM_FIELDS = [
     "first_n",
     "eval_size",
@@ -164,8 +169,8 @@ def masked_html(pieces: list[tuple[str, bool]]) -> str:
     return (
         "<div id='masked-example' style='white-space:pre-wrap;font-family:monospace;line-height:1.6'>"
         + "".join(spans)
-        + "</div><div style='font-size:12px;color:#6b7280'>grey: prompt (label -100, no loss); "
-        "black: trained tokens</div>"
+        + "</div><div style='font-size:12px;color:#6b7280'>grey: the prompt, which the model reads but "
+        "is not trained to write (no loss); black: the tokens it learns to write</div>"
     )
 
 
@@ -208,8 +213,21 @@ def adapter_names() -> list[str]:
     return ["(none)"] + [a.name for a in list_adapters()]
 
 
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def presets_for(gpu: bool) -> dict[str, dict[str, Any]]:
+    """QLoRA needs a GPU: a CPU-only machine is offered only what it can run."""
+    return {name: p for name, p in PRESETS.items() if gpu or p["method"] != "qlora"}
+
+
 def build_training_tab(ctx: AppContext) -> None:
     jobs = ctx.jobs
+    gpu = gpu_available()
+    presets = presets_for(gpu)
     with gr.Row():
         with gr.Column(scale=2):
             model = gr.Textbox(
@@ -228,14 +246,24 @@ def build_training_tab(ctx: AppContext) -> None:
             )
         with gr.Column(scale=3):
             preset = gr.Dropdown(
-                list(PRESETS), value=list(PRESETS)[0], label="Preset", elem_id="train-preset"
+                list(presets), value=list(presets)[0], label="Preset", elem_id="train-preset"
             )
-            defaults = {**TrainingConfig().to_dict(), **PRESETS[list(PRESETS)[0]]}
+            defaults = {**TrainingConfig().to_dict(), **presets[list(presets)[0]]}
             with gr.Row():
                 first_n = gr.Number(defaults["first_n"], label="First N examples (0 = all)", precision=0)
                 eval_size = gr.Number(defaults["eval_size"], label="Held-out examples", precision=0)
-                loss_mode = gr.Dropdown(list(LOSS_MODES), value=defaults["loss_mode"], label="Loss on")
-                method = gr.Dropdown(["auto", "lora", "qlora"], value=defaults["method"], label="Method")
+                loss_mode = gr.Dropdown(
+                    [(LOSS_LABELS.get(m, m), m) for m in LOSS_MODES],
+                    value=defaults["loss_mode"],
+                    label="Loss on",
+                    min_width=220,
+                    elem_id="train-loss-on",
+                )
+                method = gr.Dropdown(
+                    ["auto", "lora", "qlora"] if gpu else ["auto", "lora"],
+                    value=defaults["method"],
+                    label="Method",
+                )
             with gr.Row():
                 r = gr.Number(defaults["r"], label="r", precision=0)
                 alpha = gr.Number(defaults["alpha"], label="alpha")
@@ -266,25 +294,32 @@ def build_training_tab(ctx: AppContext) -> None:
                 seed = gr.Number(defaults["seed"], label="Seed", precision=0)
                 eval_every = gr.Number(defaults["eval_every"], label="Eval every", precision=0)
                 save_every = gr.Number(defaults["save_every"], label="Checkpoint every", precision=0)
-            with gr.Row():
-                # Checked means "auto": packed for decoder-only models, padded for encoder-decoder ones.
-                packing = gr.Checkbox(
-                    defaults["packing"] is not False,
-                    label="Pack examples (no padding; same loss, fewer passes)",
-                )
+            # Checked means "auto": packed for decoder-only models, padded for encoder-decoder ones.
+            packing = gr.Checkbox(
+                defaults["packing"] is not False,
+                label="Pack examples (no padding; same loss, fewer passes)",
+                info="Puts several short examples in one row instead of padding each; the loss is the same.",
+            )
+            # Only what speeds up a GPU run; on a CPU-only machine the group is not shown at all.
+            with gr.Accordion("GPU speed", open=False, visible=gpu, elem_id="train-gpu-speed"):
                 torch_compile = gr.Checkbox(
-                    defaults["torch_compile"], label="torch.compile the layers (a minute once, faster steps)"
+                    defaults["torch_compile"],
+                    label="Compile the layers (torch.compile)",
+                    info="Spends about a minute once turning the layers into faster GPU code; later steps are quicker.",
                 )
                 # Checked means "auto": Llama/Mistral layers under gradient checkpointing (QLoRA).
                 fused_layers = gr.Checkbox(
                     defaults["fused_layers"] is not False,
-                    label="Fused layers (own recompute and backward; QLoRA on Llama/Mistral)",
+                    label="Fused layers",
+                    info="QLoRA on Llama/Mistral: each layer computes its own backward pass, which saves "
+                    "memory and time.",
                 )
                 # A textbox, not a Number: a Number shows (and sends) 0 when empty, and empty means auto.
                 activation_memory_gb = gr.Textbox(
                     _blank_if_none(defaults["activation_memory_gb"]),
-                    label="Activation memory, GB (fused layers skip recompute within it; empty = "
-                    "what the GPU has free, 0 = recompute all)",
+                    label="Activation memory, GB",
+                    info="GPU memory for keeping layer results instead of recomputing them: empty = "
+                    "whatever is free, 0 = always recompute (least memory).",
                     placeholder="auto",
                     elem_id="train-activation-memory",
                 )
@@ -344,7 +379,7 @@ def build_training_tab(ctx: AppContext) -> None:
         eval_refs = gr.File(
             label="Ground-truth file (when the test set has no answers, e.g. Tang_testing_gt.txt: one per line)",
             file_types=[".txt"],
-            height=110,
+            height=UPLOAD_HEIGHT,
             elem_id="train-eval-refs",
         )
         with gr.Row():
