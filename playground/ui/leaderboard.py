@@ -209,7 +209,14 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                 train_set = build_data_picker("Examples from", "", elem_id="eval-train", allow_none=True)
                 seeds = gr.Textbox("0", label="Seeds (comma-separated)")
                 limit = gr.Number(20, label="Limit (first N examples, 0 = all)", precision=0)
-                max_new = gr.Slider(8, 512, value=64, step=8, label="Max new tokens (generation metrics)")
+                max_new = gr.Slider(
+                    8,
+                    512,
+                    value=64,
+                    step=8,
+                    label="Max new tokens (generation metrics)",
+                    elem_id="eval-max-new",
+                )
         with gr.Row():
             start = gr.Button("Start evaluation", variant="primary", elem_id="eval-start")
             cancel = gr.Button("Cancel", variant="stop", elem_id="eval-cancel")
@@ -228,7 +235,11 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         refresh = gr.Button("Refresh", elem_id="lb-refresh")
     chart = gr.Plot(label="Comparison", elem_id="lb-chart")
     table = gr.Dataframe(
-        label="Grouped by configuration (best first)", interactive=False, elem_id="lb-table", wrap=True
+        # Not wrapped: short numbers and names, and wrapping squeezed the headers to a letter a line.
+        label="Grouped by configuration (best first)",
+        interactive=False,
+        elem_id="lb-table",
+        wrap=False,
     )
     runs = gr.Dataframe(
         headers=RUN_COLUMNS,
@@ -239,7 +250,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     )
     with gr.Row():
         export = gr.Button("Export CSV", elem_id="lb-export")
-        export_file = gr.File(label="CSV", interactive=False, height=UPLOAD_HEIGHT)
+        export_file = gr.File(label="CSV", interactive=False, height=UPLOAD_HEIGHT, elem_id="lb-export-file")
         delete_id = gr.Number(label="Run id to delete", precision=0)
         delete = gr.Button("Delete run", variant="stop", elem_id="lb-delete")
     selected_run = gr.State(None)

@@ -64,11 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # Per browser session: set when its tab closes, so its adapter evaluation stops.
 _eval_flags: dict[str, threading.Event] = {}
-LOSS_LABELS = {
-    "masked_prompt": "the answer only (prompt masked)",
-    "full_text": "the full text",
-    "no_template": "the answer, no template",
-}
+LOSS_LABELS = {"masked_prompt": "answer only", "full_text": "full text", "no_template": "no template"}
 FORM_FIELDS = [
     "first_n",
     "eval_size",

@@ -82,7 +82,8 @@ def page(browser, app_server, request):
     page.wait_for_selector("#model-status")
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    if not page.is_closed():  # a test may close its tab on purpose
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
 
 
