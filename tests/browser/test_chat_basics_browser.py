@@ -67,14 +67,17 @@ def test_regenerate_draws_a_new_seed_and_a_shown_seed_repeats_the_answer(page):
     _send(page, "Name one animal.")
     first_seed = _seed(_wait_done(page, 1))
     first = _texts(page, BOT)[-1]
-    answers, seeds = {first}, {first_seed}
+    answers, seeds, previous = {first}, {first_seed}, first_seed
+
+    def finished_with_new_seed() -> str | None:
+        stats = page.locator("#chat-stats").inner_text()
+        done = "· done ·" in stats and f"seed {previous}" not in stats and _texts(page, BOT)
+        return stats if done else None
+
     for _ in range(3):
         page.locator("#chat-regenerate").click()
-        page.locator("#chat-stats").get_by_text("generating").or_(
-            page.locator("#chat-stats").get_by_text(re.compile(rf"seed (?!{first_seed}\b)\d+"))
-        ).first.wait_for()
-        stats = _wait_done(page, 1)
-        seeds.add(_seed(stats))
+        previous = _seed(wait_for(finished_with_new_seed, 120))
+        seeds.add(previous)
         answers.add(_texts(page, BOT)[-1])
     assert len(seeds) == 4 and len(answers) >= 2, (seeds, answers)
     # Typing the shown seed gives the same answer again.
