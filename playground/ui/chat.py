@@ -191,6 +191,7 @@ def build_chat_tab(ctx: AppContext) -> None:
     decoding = [temperature, top_p, top_k, min_p, typical_p, max_new, rep, seed, stops]
 
     def answer_turn(
+        loaded: Any,
         history: list[dict[str, Any]],
         system_text: str,
         template_name: str,
@@ -202,28 +203,27 @@ def build_chat_tab(ctx: AppContext) -> None:
         """Stream one answer: to the last user message, or more of the last answer (Continue)."""
         temp, tp, tk, mp, typ, mx, rp, sd, extra = values
         stop_flag = session.new_stop()
-        with ctx.models.use(ctx.chat_adapter) as loaded:
-            template_obj = chat_template(loaded, template_name, custom_text)
-            settings = with_drawn_seed(
-                decoding_from_ui(
-                    temp, tp, tk, mx, rp, sd, mp, typ, template_obj.stop_strings + parse_stop_lines(extra)
-                )
+        template_obj = chat_template(loaded, template_name, custom_text)
+        settings = with_drawn_seed(
+            decoding_from_ui(
+                temp, tp, tk, mx, rp, sd, mp, typ, template_obj.stop_strings + parse_stop_lines(extra)
             )
-            system_arg = system_text if system_text.strip() else None
-            question_at = len(history) - (2 if extend_last else 1)
-            past = history[:question_at]
-            prompt = template_obj.render_conversation(
-                past, history[question_at]["content"], system_arg, loaded.tokenizer
-            )
-            start = history[-1]["content"] if extend_last else ""
-            prompt += start
-            if not extend_last:
-                history.append({"role": "assistant", "content": ""})
-            ends = f" · ends at {', '.join(repr(s) for s in settings.stop)}" if settings.stop else ""
-            for update in stream_generate(loaded, prompt, settings, stop_flag):
-                history[-1]["content"] = start + update.text
-                shown = history + [{"role": "user", "content": t} for t in session.peek()]
-                yield shown, f"{update.stats_line()} · seed {settings.seed}{ends}", prompt
+        )
+        system_arg = system_text if system_text.strip() else None
+        question_at = len(history) - (2 if extend_last else 1)
+        past = history[:question_at]
+        prompt = template_obj.render_conversation(
+            past, history[question_at]["content"], system_arg, loaded.tokenizer
+        )
+        start = history[-1]["content"] if extend_last else ""
+        prompt += start
+        if not extend_last:
+            history.append({"role": "assistant", "content": ""})
+        ends = f" · ends at {', '.join(repr(s) for s in settings.stop)}" if settings.stop else ""
+        for update in stream_generate(loaded, prompt, settings, stop_flag):
+            history[-1]["content"] = start + update.text
+            shown = history + [{"role": "user", "content": t} for t in session.peek()]
+            yield shown, f"{update.stats_line()} · seed {settings.seed}{ends}", prompt
 
     @user_errors
     def respond(
@@ -251,22 +251,23 @@ def build_chat_tab(ctx: AppContext) -> None:
         history = plain_history(history)
         shown_any = False
         try:
-            if mode == CONTINUE and history and history[-1]["role"] == "assistant":
-                for shown in answer_turn(
-                    history, system_text, template_name, custom_text, values, session, True
-                ):
-                    shown_any = True
-                    yield shown
-            while True:
-                queued = session.next_messages(bool(history) and history[-1]["role"] == "user")
-                if queued is None:
-                    break
-                history += [{"role": "user", "content": t} for t in queued]
-                for shown in answer_turn(
-                    history, system_text, template_name, custom_text, values, session, False
-                ):
-                    shown_any = True
-                    yield shown
+            with ctx.models.use(ctx.chat_adapter) as loaded:
+                if mode == CONTINUE and history and history[-1]["role"] == "assistant":
+                    for shown in answer_turn(
+                        loaded, history, system_text, template_name, custom_text, values, session, True
+                    ):
+                        shown_any = True
+                        yield shown
+                while True:
+                    queued = session.next_messages(bool(history) and history[-1]["role"] == "user")
+                    if queued is None:
+                        break
+                    history += [{"role": "user", "content": t} for t in queued]
+                    for shown in answer_turn(
+                        loaded, history, system_text, template_name, custom_text, values, session, False
+                    ):
+                        shown_any = True
+                        yield shown
         finally:
             session.release()
         if not shown_any:
