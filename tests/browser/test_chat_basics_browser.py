@@ -13,6 +13,12 @@ BOT = "#chatbot [data-testid='bot']"
 USER = "#chatbot [data-testid='user']"
 
 
+def _ready(page) -> None:
+    """The page has loaded the model's decoding defaults, so values set now are not overwritten."""
+    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    page.locator("#chat-defaults-info").get_by_text("Defaults for").wait_for()
+
+
 def _set_number(page, elem_id: str, value) -> None:
     box = page.locator(f"#{elem_id} input[type='number']")
     box.fill(str(value))
@@ -43,7 +49,7 @@ def _seed(stats: str) -> int:
 
 
 def test_message_sent_while_an_answer_streams_is_kept_and_answered(page):
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     _set_number(page, "chat-max-new", 60)
     _send(page, "Write a long story about a dragon.")
     page.locator("#chat-stats").get_by_text("generating").wait_for(timeout=60_000)
@@ -60,7 +66,7 @@ def test_message_sent_while_an_answer_streams_is_kept_and_answered(page):
 
 
 def test_regenerate_draws_a_new_seed_and_a_shown_seed_repeats_the_answer(page):
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     assert page.locator("#chat-seed input").input_value() == "-1"
     _set_number(page, "chat-temperature", 1.5)
     _set_number(page, "chat-max-new", 16)
@@ -89,7 +95,7 @@ def test_regenerate_draws_a_new_seed_and_a_shown_seed_repeats_the_answer(page):
 
 
 def test_continue_extends_the_last_answer(page):
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     _set_number(page, "chat-temperature", 0)
     _set_number(page, "chat-max-new", 8)
     _send(page, "Write a long story about a dragon.")
@@ -103,7 +109,7 @@ def test_continue_extends_the_last_answer(page):
 
 
 def test_edit_a_past_message_and_answer_again_from_there(page):
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     _set_number(page, "chat-temperature", 0)
     _set_number(page, "chat-max-new", 12)
     _send(page, "What is the capital of Italy?")
@@ -122,7 +128,7 @@ def test_edit_a_past_message_and_answer_again_from_there(page):
 
 def test_history_comes_back_after_reload_and_is_per_browser(page, browser, app_server):
     _, url = app_server
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     _set_number(page, "chat-max-new", 6)
     question = f"Remember the number {int(time.time()) % 100000}."
     _send(page, question)
@@ -152,7 +158,7 @@ def test_history_comes_back_after_reload_and_is_per_browser(page, browser, app_s
 
 def test_copy_as_markdown(page):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     _set_number(page, "chat-max-new", 6)
     _send(page, "Say hello.")
     _wait_done(page, 1)
@@ -165,7 +171,7 @@ def test_copy_as_markdown(page):
 
 
 def test_template_stop_strings_sampling_knobs_and_model_defaults(page):
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    _ready(page)
     # The model's defaults: its model card's temperature, and its built-in system prompt shown.
     page.locator("#chat-defaults-info").get_by_text("smollm2-135m-instruct").wait_for()
     assert float(page.locator("#chat-temperature input[type='number']").input_value()) == 0.2
