@@ -38,6 +38,13 @@ SHAPE_COLUMNS = {
     "bigbench": "{input, target}",
     "summarization": "{dialogue, summary}",
 }
+# What each detected shape is, in words a student knows.
+SHAPE_NAMES = {
+    "adl": "the NTU ADL homework format",
+    "alpaca": "the Alpaca format",
+    "bigbench": "the BIG-bench format",
+    "summarization": "a summarization set",
+}
 _ACCEPTED = (
     "adl {id, instruction, output}; alpaca {instruction, input, output}; "
     "bigbench {input, target} or {inputs, targets} or {input, target_scores}; "
@@ -168,8 +175,9 @@ def describe(dataset: Dataset) -> str:
     """One short sentence about a loaded data set, plus its notes."""
     missing = sum(e.output is None for e in dataset.examples)
     columns = SHAPE_COLUMNS.get(dataset.shape)
-    shape = f"{dataset.shape} {columns}" if columns else dataset.shape
-    text = f"{dataset.name}: {len(dataset)} rows, shape {shape}; {missing} without output."
+    kind = SHAPE_NAMES.get(dataset.shape, dataset.shape)
+    shape = f"columns {columns.strip('{}')} ({kind})" if columns else kind
+    text = f"{dataset.name}: {len(dataset)} rows, {shape}; {missing} without output."
     return " ".join([text, *dataset.notes])
 
 

@@ -23,7 +23,10 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$mode" = "--test" ] && { [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wqy; }; then
+# The font list is read whole first: `fc-list | grep -q` under pipefail fails whenever grep
+# exits before fc-list has written everything, which would run apt-get with nothing missing.
+fonts=$(fc-list 2>/dev/null || true)
+if [ "$mode" = "--test" ] && { [ ! -x "${PLAYGROUND_CHROMIUM:-/usr/bin/chromium}" ] || ! grep -qi wqy <<<"$fonts"; }; then
   # Playwright cannot download its own browsers here: use Debian's chromium.
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

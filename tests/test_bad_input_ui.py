@@ -203,7 +203,7 @@ def test_output_column_all_empty_is_described_then_refused_at_start(handlers, sa
     assert described.startswith("no-answers.json: 3 rows") and "No outputs" in described
     message = _message(lambda: _start(handlers, path))
     assert message.startswith("no-answers.json: 3 of 3 examples have no reference output (first: id 1)")
-    assert "references file" in message
+    assert "ground-truth file" in message
     assert saved_before()
 
 

@@ -176,13 +176,16 @@ def test_skipped_rows_and_empty_outputs_are_noted(tmp_path):
     assert ds.examples[1].output is None
     text = describe(ds)
     assert "2 rows skipped" in text and "rows 2, 4" in text
-    assert "1 row without an output" in text and "2 rows, shape adl" in text
+    assert (
+        "1 row without an output" in text
+        and "2 rows, columns id, instruction, output (the NTU ADL homework format)" in text
+    )
 
 
 def test_describe_sentence(tmp_path):
     ds = load_dataset(write_json(tmp_path / "d.json", [{"instruction": "i", "input": "", "output": "o"}] * 2))
     assert describe(ds).startswith(
-        "d.json: 2 rows, shape alpaca {instruction, input, output}; 0 without output."
+        "d.json: 2 rows, columns instruction, input, output (the Alpaca format); 0 without output."
     )
 
 
@@ -287,7 +290,9 @@ def test_tang_homework_files(shared_dir):
     folder = shared_dir / TANG
     train = load_dataset(folder / "Tang_training_data.json", require_outputs=True)
     assert train.shape == "alpaca" and len(train) == 5001
-    assert "5001 rows, shape alpaca" in describe(train) and "0 without output" in describe(train)
+    assert "5001 rows, columns instruction, input, output" in describe(
+        train
+    ) and "0 without output" in describe(train)
 
     bare = load_dataset(folder / "Tang_testing_data.json")
     assert len(bare) == 15 and not bare.has_outputs

@@ -193,17 +193,40 @@ def test_taiwan_llama_zero_shot():
     assert prompt == TEMPLATES["taiwan-llama"].render(TANG_QUERY.instruction, TANG_QUERY.input)
 
 
-def test_taiwan_llama_two_shot_examples_go_before_the_rendered_query():
+def test_taiwan_llama_two_shot_system_text_comes_first_then_examples_then_query():
     prompt = FewShotBuilder(TEMPLATES["taiwan-llama"], FewShotConfig(k=2), TANG_POOL).build(TANG_QUERY)
     assert prompt == (
-        "USER: 以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。秦川雄帝宅，函谷壯皇居。 ASSISTANT: "
+        TAIWAN_SYSTEM
+        + "USER: 以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。秦川雄帝宅，函谷壯皇居。 ASSISTANT: "
         "綺殿千尋起，離宮百雉餘。\n"
         "USER: 以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。巖廊罷機務，崇文聊駐輦。 ASSISTANT: "
         "玉匣啓龍圖，金繩披鳳篆。\n"
-        + TAIWAN_SYSTEM
-        + "USER: 以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。"
+        "USER: 以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。"
         "雪霽銀妝素，桔高映瓊枝。 ASSISTANT:"
     )
+
+
+def test_template_without_system_placeholder_gets_examples_in_front():
+    template = PromptTemplate("qa", "Q: {instruction}\nA:")
+    prompt = FewShotBuilder(
+        template, FewShotConfig(k=1, example_template="Q: {instruction}\nA: {output}"), FRENCH
+    )
+    assert prompt.build(Example("q", "Translate to French.", "bird")) == (
+        "Q: Translate to French.\nA: chat\nQ: Translate to French.\nA:"
+    )
+
+
+def test_stop_strings_are_the_next_user_turn_of_template_and_examples():
+    builder = FewShotBuilder(TEMPLATES["taiwan-llama"], FewShotConfig(k=2), TANG_POOL)
+    assert builder.stop_strings() == ("USER:",)
+    qa = FewShotBuilder(
+        TEMPLATES["alpaca"],
+        FewShotConfig(k=1, example_template="Q: {instruction}{input}\nA: {output}"),
+        FRENCH,
+    )
+    assert qa.stop_strings() == ("### Instruction:", "Q:")
+    assert FewShotBuilder(TEMPLATES["chat"], FewShotConfig(k=2), TANG_POOL).stop_strings() == ()
+    assert FewShotBuilder(TEMPLATES["chat"], FewShotConfig(k=0), TANG_POOL).stop_strings() == ()
 
 
 def test_taiwan_llama_two_shot_with_examples_placeholder_and_emotional_stimulus():

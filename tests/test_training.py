@@ -198,6 +198,17 @@ def test_loss_goes_down_on_a_memorizable_set(reference):
     assert step["lr"] < 2e-2  # still warming up
 
 
+def test_eta_comes_from_the_steps_after_the_first(reference):
+    from playground.training.trainer import eta_seconds
+
+    _, events = reference
+    steps = [e for e in events if e["type"] == "step"]
+    assert steps[0]["eta_s"] is None  # the first step also pays for warm-up: no guess from it
+    assert all(e["eta_s"] is not None for e in steps[1:])
+    assert steps[-1]["eta_s"] == 0.0
+    assert eta_seconds(10, 4.0, 2) == 20.0 and eta_seconds(10, 0.0, 0) is None and eta_seconds(0, 1, 0) == 0
+
+
 def test_adapter_is_standard_peft_with_metadata(reference, tiny_llama, data_file):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -101,7 +101,7 @@ def evaluate(
         if missing:
             raise PlaygroundError(
                 f"{dataset.name}: {len(missing)} of {len(examples)} examples have no reference output "
-                f"(first: id {missing[0]}); the metrics need one. Give a references file or another data set."
+                f"(first: id {missing[0]}); the metrics need one. Add its ground-truth file (one answer per line) or pick another data set."
             )
     pool = list(pool) if pool is not None else examples
     seeds = config.effective_seeds()

@@ -39,12 +39,22 @@ class TableRow:
     outputs: list[str]  # one per table column
 
 
+@dataclass(frozen=True)
+class ColumnPrompts:
+    """One column's own prompts (e.g. in the template its adapter was trained with) and stops."""
+
+    prompts: Sequence[str]
+    stop: tuple[str, ...] = ()
+    template: str = ""
+
+
 @dataclass
 class ComparisonTable:
     columns: list[str]  # BASE_LABEL for the base model, else the adapter's name
     rows: list[TableRow]
     settings: DecodingSettings  # with the seed that was used
     seconds: list[float] = field(default_factory=list)  # generation time per column
+    templates: list[str] = field(default_factory=list)  # per column, when columns have their own
 
     @property
     def has_references(self) -> bool:
@@ -98,10 +108,12 @@ def compare_adapters(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
+    column_prompts: Sequence[ColumnPrompts] | None = None,
 ) -> ComparisonTable:
     """A table with one row per prompt and one column per adapter (None = the base model).
 
     `prompts` are sent as they are (already templated); `labels` are what the table shows.
+    `column_prompts`, one per column, replaces `prompts` for that column.
     """
     if not prompts:
         raise PlaygroundError("There are no prompts to compare: paste some or pick rows of a data set.")
@@ -115,27 +127,43 @@ def compare_adapters(
             raise PlaygroundError(f"There are {len(prompts)} prompts but {len(items)} {what}.")
     if batch_size < 1:
         raise PlaygroundError(f"Batch size must be at least 1 (got {batch_size}).")
+    if column_prompts is not None and (
+        len(column_prompts) != len(adapter_names)
+        or any(len(c.prompts) != len(prompts) for c in column_prompts)
+    ):
+        raise PlaygroundError("Each column needs its own version of every prompt.")
+    own = (
+        list(column_prompts) if column_prompts is not None else [ColumnPrompts(prompts)] * len(adapter_names)
+    )
     # One seed for every column, chosen once when the user asked for a random one.
     seed = random.randrange(2**31) if settings.seed is None else int(settings.seed)
     settings = settings.with_(seed=seed).validate()
-    batches = [list(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    starts = range(0, len(prompts), batch_size)
     outputs: list[list[str]] = [[] for _ in adapter_names]
     seconds = [0.0] * len(adapter_names)
-    for done, batch in enumerate(batches, start=1):
+    # Each column answers its own prompts (its training template) and stops at its own stops.
+    column_settings = [settings.with_(stop=tuple(dict.fromkeys(settings.stop + c.stop))) for c in own]
+    for done, start in enumerate(starts, start=1):
         if stop is not None and stop.is_set():
             raise Cancelled("Stopped.")
         # Every column's rows of a batch decode together: peft runs each row with its adapter.
-        requests = [RowRequest(p, settings, seed, name) for name in adapter_names for p in batch]
+        n = len(own[0].prompts[start : start + batch_size])
+        requests = [
+            RowRequest(p, column_settings[c], seed, name)
+            for c, (name, column) in enumerate(zip(adapter_names, own, strict=True))
+            for p in column.prompts[start : start + batch_size]
+        ]
         rows = generate_rows(loaded, requests, stop)
         for c in range(len(adapter_names)):
-            outputs[c] += [r.text for r in rows[c * len(batch) : (c + 1) * len(batch)]]
-            seconds[c] += rows[c * len(batch)].seconds
+            outputs[c] += [r.text for r in rows[c * n : (c + 1) * n]]
+            seconds[c] += rows[c * n].seconds
         if progress is not None:
-            progress(done, len(batches))
+            progress(done, len(starts))
     shown = list(labels) if labels is not None else list(prompts)
     refs = list(references) if references is not None else [None] * len(prompts)
     rows = [TableRow(shown[i], refs[i], [column[i] for column in outputs]) for i in range(len(prompts))]
-    return ComparisonTable(columns, rows, settings, seconds)
+    templates = [c.template for c in own] if column_prompts is not None else []
+    return ComparisonTable(columns, rows, settings, seconds, templates)
 
 
 def export_table(table: ComparisonTable, fmt: str = "csv", folder: str | Path | None = None) -> Path:
@@ -157,6 +185,7 @@ def export_table(table: ComparisonTable, fmt: str = "csv", folder: str | Path | 
             path,
             {
                 "columns": table.columns,
+                "templates": table.templates,
                 "settings": table.settings.to_dict(),
                 "rows": [dict(zip(header, record, strict=True)) for record in table.records()],
             },

@@ -46,7 +46,7 @@ from playground.errors import Cancelled, PlaygroundError
 from playground.generation.padded_rows import PaddedRows, can_pad
 from playground.generation.sampler import RowSampling, sample_next_token
 from playground.generation.settings import DecodingSettings
-from playground.generation.stops import cut_at_stop
+from playground.generation.stops import cut_at_stop, held_back
 from playground.models.access import model_access
 
 log = logging.getLogger(__name__)
@@ -580,7 +580,9 @@ class Engine:
                 ended[at] = "length"
             else:
                 prompt = len(row.ticket.request.prompt_ids)
-                row.ticket.put(RowUpdate(text, prompt, len(row.ids), now - row.started))
+                # The start of a stop string that may still be coming is not shown yet.
+                shown = text[: len(text) - held_back(text, settings.stop)] if settings.stop else text
+                row.ticket.put(RowUpdate(shown, prompt, len(row.ids), now - row.started))
         if ended:
             self._end_rows(ended)
 

@@ -17,7 +17,7 @@ from typing import Any
 from playground.errors import PlaygroundError
 from playground.generation.engine import INTERACTIVE, Request, engine_for, engine_reason, oom_message
 from playground.generation.settings import DecodingSettings
-from playground.generation.stops import cut_at_stop
+from playground.generation.stops import find_stop, held_back
 from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
 
@@ -99,6 +99,9 @@ def stream_generate(
     kind: str = INTERACTIVE,
 ) -> Iterator[GenerationUpdate]:
     """Yield the growing answer; the last update has finished=True (stopped=True if stopped).
+
+    The answer ends at the first of `settings.stop` (cut off, not shown); a stream never shows
+    the beginning of a stop string that may still be coming.
 
     The request joins the model's generation engine (engine.py), decoded in one batch with
     everyone else's; while it waits, updates with no text say where it is in the queue. Beam
@@ -191,11 +194,16 @@ def _generate_alone(
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     text = ""
+    stops = settings.stop
     try:
         if streamer is not None:
             for piece in streamer:
                 text += piece
-                yield GenerationUpdate(text, prompt_tokens, counter["n"], time.perf_counter() - start)
+                if stops and find_stop(text, stops) is not None:
+                    stop.set()  # ends generate(); the final text is cut below
+                    break
+                shown = text[: len(text) - held_back(text, stops)] if stops else text
+                yield GenerationUpdate(shown, prompt_tokens, counter["n"], time.perf_counter() - start)
         thread.join()
     finally:
         stop.set()
@@ -208,8 +216,11 @@ def _generate_alone(
     ids = result["ids"]
     pad = tok.pad_token_id
     new = int((ids != pad).sum()) if pad is not None and pad != tok.eos_token_id else int(ids.numel())
-    text = cut_at_stop(decode_new(tok, ids), settings.stop)[0]
-    stopped = stop.is_set() and not _ended_naturally(ids, tok, settings)
+    text = decode_new(tok, ids)
+    at = find_stop(text, stops)
+    if at is not None:
+        text = text[:at]
+    stopped = stop.is_set() and at is None and not _ended_naturally(ids, tok, settings)
     yield GenerationUpdate(
         text, prompt_tokens, new, time.perf_counter() - start, finished=True, stopped=stopped
     )

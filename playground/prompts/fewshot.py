@@ -3,8 +3,8 @@
 Where the examples go:
 - raw template with `{examples}`: the example block replaces it (the query still fills
   `{instruction}`/`{input}`, `{system}` gets the system text plus `system_suffix`);
-- raw template without `{examples}`: the block is put in front of the whole rendered query,
-  so it comes before the template's own text (system prompt included);
+- raw template without `{examples}`: the block goes right after `{system}` (the system text
+  first, as the model was trained), or in front of everything when there is no `{system}`;
 - chat template (`text=None`): each example is a user turn and an assistant turn, then the query.
 Chain of thought adds the worked example as one more example and ends the prompt with the
 trigger, so that the model's answer starts with its reasoning.
@@ -293,6 +293,14 @@ class FewShotBuilder:
     def build(self, query: Example, tokenizer: Any = None) -> str:
         return self._build(query, tokenizer)[0]
 
+    def stop_strings(self) -> tuple[str, ...]:
+        """Where a generated answer ends: the template's next turn, and the examples' own."""
+        example_turn = PromptTemplate("examples", self.config.example_template).stop_strings
+        # Chat templates write examples as chat turns, not with example_template.
+        uses_examples = self.config.k > 0 and not self.template.uses_chat_template
+        stops = self.template.stop_strings + (example_turn if uses_examples else ())
+        return tuple(dict.fromkeys(stops))
+
     def build_pair(self, query: Example, tokenizer: Any = None) -> tuple[str, str]:
         """(prompt, reference answer), for perplexity of the reference given the prompt."""
         if not query.answers:
@@ -341,9 +349,13 @@ class FewShotBuilder:
         block = cfg.separator.join(blocks) + cfg.separator if blocks else ""
         values = {"system": system, "instruction": query.instruction, "input": query.input}
         text = self.template.text or ""
-        if "{examples}" in text:
-            return fill(text, {**values, "examples": block})
-        return block + fill(text, values)
+        if "{examples}" not in text:
+            text = (
+                text.replace("{system}", "{system}{examples}", 1)
+                if "{system}" in text
+                else "{examples}" + text
+            )
+        return fill(text, {**values, "examples": block})
 
     def _chat(self, examples: list[Example], query: Example, system: str, tokenizer: Any) -> str:
         messages: list[dict[str, str]] = []

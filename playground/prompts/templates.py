@@ -30,6 +30,19 @@ class PromptTemplate:
         return self.text is None
 
     @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """Text that starts the next user turn, where an answer must end ("USER:" for the homework).
+
+        It is the template's own wording before `{instruction}` (placeholders left out); a chat
+        template ends its turns with an end-of-turn token instead, so it has none.
+        """
+        if self.text is None or "{instruction}" not in self.text:
+            return ()
+        before = self.text.split("{instruction}", 1)[0]
+        turn = re.split(r"\{(?:system|input|examples|index|output)\}", before)[-1].strip()
+        return (turn,) if turn else ()
+
+    @property
     def sha(self) -> str:
         """Short hash that identifies the template on the leaderboard."""
         key = f"{self.text if self.text is not None else '<chat>'}\x00{self.system}"
@@ -93,6 +106,46 @@ def render_chat(messages: list[dict[str, str]], system: str, tokenizer: Any) -> 
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
     return "\n".join(lines) + "\nAssistant:"
+
+
+def training_template(template: str, system: str | None, model_default: PromptTemplate) -> PromptTemplate:
+    """The template a training job formats with (and so the one to use its adapter with).
+
+    `template` and `system` are the job's settings ("" = the model's default template).
+    """
+    if template:
+        return get_template(template, system)
+    if system is not None:
+        return PromptTemplate(model_default.name, model_default.text, system, model_default.notes)
+    return model_default
+
+
+def adapter_template(settings: Mapping[str, Any], model_default: PromptTemplate) -> PromptTemplate:
+    """The template an adapter was trained with, from the settings saved beside it."""
+    return training_template(settings.get("template") or "", settings.get("system"), model_default)
+
+
+def default_system_text(tokenizer: Any) -> str | None:
+    """The system text a chat template adds by itself when none is given (SmolLM2 has one)."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None
+    marker, user = "\x00SYSTEM\x00", [{"role": "user", "content": "\x00USER\x00"}]
+    try:
+        without = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        with_marker = tokenizer.apply_chat_template(
+            [{"role": "system", "content": marker}] + user, tokenize=False, add_generation_prompt=True
+        )
+    except Exception:  # noqa: BLE001 - templates without a system role raise their own errors
+        return None
+    if marker not in with_marker:
+        return None
+    head, tail = with_marker.split(marker, 1)
+    if without == with_marker.replace(marker, "") or not (
+        without.startswith(head) and without.endswith(tail)
+    ):
+        return None
+    found = without[len(head) : len(without) - len(tail)].strip()
+    return found or None
 
 
 TAIWAN_LLAMA_SYSTEM = (

@@ -17,7 +17,7 @@ from typing import Any
 
 from playground.data_types import Example
 from playground.errors import PlaygroundError
-from playground.prompts.templates import PromptTemplate, get_template
+from playground.prompts.templates import PromptTemplate, training_template
 from playground.training.adapters import read_adapter, resolve_adapter, save_adapter
 from playground.training.checkpoints import (
     checkpoints_dir,
@@ -75,6 +75,7 @@ class _Session:
     tokens: int = 0  # this process only, for tokens/s
     train_s: float = 0.0
     steps: int = 0
+    first_step_s: float = 0.0  # the first step of a process also pays for warm-up
 
     def elapsed(self) -> float:
         return self.state["elapsed_s"] + time.perf_counter() - self.started
@@ -87,6 +88,14 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def eta_seconds(steps_left: int, later_seconds: float, later_steps: int) -> float | None:
+    """Time left, from the steps after the first (which also pays for allocation, kernel choice
+    and compilation); None until there is such a step, or 0 when nothing is left."""
+    if steps_left <= 0:
+        return 0.0
+    return steps_left * later_seconds / later_steps if later_steps > 0 else None
 
 
 class Trainer:
@@ -145,11 +154,7 @@ class Trainer:
         return None, resolve_adapter(source)
 
     def _template(self, default: PromptTemplate) -> PromptTemplate:
-        if self.config.template:
-            return get_template(self.config.template, self.config.system)
-        if self.config.system is not None:
-            return PromptTemplate(default.name, default.text, self.config.system, default.notes)
-        return default
+        return training_template(self.config.template, self.config.system, default)
 
     def _format(
         self, example: Example, tokenizer: Any, template: PromptTemplate, seq2seq: bool
@@ -321,7 +326,10 @@ class Trainer:
         state["tokens"] += tokens
         s.tokens += tokens
         s.steps += 1
-        s.train_s += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        s.train_s += spent
+        if s.steps == 1:
+            s.first_step_s = spent
         loss_value = loss_sum / n_trained
         if not math.isfinite(loss_value):
             raise PlaygroundError(
@@ -338,7 +346,7 @@ class Trainer:
             "grad_norm": grad_norm,
             "tokens": tokens,
             "tokens_per_s": s.tokens / max(s.train_s, 1e-9),
-            "eta_s": (s.plan.total_steps - state["step"]) * s.train_s / s.steps,
+            "eta_s": eta_seconds(s.plan.total_steps - state["step"], s.train_s - s.first_step_s, s.steps - 1),
             "elapsed_s": s.elapsed(),
         }
 

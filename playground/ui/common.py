@@ -85,3 +85,29 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
         progress(fraction, desc=desc)
 
     return report
+
+
+def on_tab_shown(fn: Callable[..., Any], inputs: list | None, outputs: list) -> None:
+    """Run `fn` whenever a tab around the layout being built is opened (lists made fresh).
+
+    Tabs nest (Side by side > Base model vs adapters), so every enclosing tab gets the event.
+    """
+    from gradio.context import Context
+
+    block = Context.block
+    while block is not None:
+        if isinstance(block, gr.Tab):
+            block.select(fn, inputs or None, outputs, queue=False)
+        block = getattr(block, "parent", None)
+
+
+def cancel_on_close(flags: dict[str, Any]) -> None:
+    """When a browser tab closes, set its session's flag in `flags` (its running work stops)."""
+    from gradio.context import Context
+
+    def on_unload(request: gr.Request) -> None:
+        flag = flags.pop(getattr(request, "session_hash", None) or "default", None)
+        if flag is not None:
+            flag.set()
+
+    Context.root_block.unload(on_unload)

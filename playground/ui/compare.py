@@ -6,9 +6,10 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.prompts.templates import TEMPLATES
+from playground.ui.common import cancel_on_close
 from playground.ui.compare_adapters import build_adapters_tab
 from playground.ui.compare_decoding import build_decoding_tab
-from playground.ui.compare_shared import MODEL_DEFAULT
+from playground.ui.compare_shared import MODEL_DEFAULT, stop_flags
 
 
 def build_compare_tab(ctx: AppContext) -> None:
@@ -30,6 +31,7 @@ def build_compare_tab(ctx: AppContext) -> None:
     custom = gr.Textbox(label="Custom template ({system}, {instruction}, {input})", lines=2, visible=False)
     template.change(lambda t: gr.update(visible=t == "custom"), template, custom)
     shared = (template, custom, system)
+    cancel_on_close(stop_flags)
     with gr.Tabs():
         with gr.Tab("Decoding side by side", id="compare-decoding"):
             build_decoding_tab(ctx, shared)

@@ -12,6 +12,7 @@ from playground.context import AppContext
 from playground.data import list_examples, load_dataset
 from playground.errors import PlaygroundError
 from playground.generation.adapter_compare import (
+    ColumnPrompts,
     ComparisonTable,
     attach_adapters,
     compare_adapters,
@@ -19,9 +20,11 @@ from playground.generation.adapter_compare import (
     restoring_adapters,
 )
 from playground.generation.settings import PRESETS
+from playground.models.adapters import read_adapter
 from playground.names import named_path
 from playground.paths import adapters_dir
-from playground.ui.common import user_errors
+from playground.prompts.templates import PromptTemplate, adapter_template
+from playground.ui.common import on_tab_shown, user_errors
 from playground.ui.compare_decoding import describe
 from playground.ui.compare_shared import (
     SharedControls,
@@ -79,6 +82,12 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
             True, label="Include the base model", scale=1, elem_id="adapter-include-base"
         )
         refresh = gr.Button("Refresh list", scale=1)
+    own_template = gr.Checkbox(
+        True,
+        label="Each adapter in the template it was trained with (the base model gets the first adapter's)",
+        info="Untick to use the template and system prompt chosen above for every column.",
+        elem_id="adapter-own-template",
+    )
     source = gr.Radio(["paste", "data set"], value="paste", label="Prompts", elem_id="adapter-source")
     pasted = gr.Textbox(
         label="Prompts, one per line",
@@ -113,6 +122,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
     )
     refresh.click(lambda: gr.update(choices=_adapter_choices()), None, adapters, queue=False)
     on_page_load(lambda: gr.update(choices=_adapter_choices()), None, adapters)
+    on_tab_shown(lambda: gr.update(choices=_adapter_choices()), None, [adapters])
 
     @user_errors
     def on_compare(
@@ -127,6 +137,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
         preset_name: str,
         max_new_tokens: float | None,
         seed_value: float | None,
+        own: bool,
         template_name: str,
         custom_text: str,
         system_text: str,
@@ -149,6 +160,12 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
             names = attach_adapters(loaded, [named_path(adapters_dir(), n, "adapter") for n in folders or []])
             template = pick_template(loaded, template_name, custom_text)
             prompts = [render_prompt(loaded, template, system_text, ins, inp) for ins, inp, _ in items]
+            columns = ([None] if with_base else []) + list(folders or [])
+            per_column = (
+                [_column_prompts(loaded, folder, folders or [], items, template) for folder in columns]
+                if own and folders
+                else None
+            )
             table = compare_adapters(
                 loaded,
                 prompts,
@@ -158,12 +175,15 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
                 labels=[f"{ins}\n{inp}".strip() for ins, inp, _ in items],
                 progress=report,
                 stop=flag,
+                column_prompts=per_column,
             )
         times = ", ".join(f"{c} {s:.1f} s" for c, s in zip(table.columns, table.seconds))
         note = (
             f"{len(table.rows)} prompts · {describe(table.settings)} · seed {table.settings.seed} · {times}"
         )
-        return _table_frame(table), note, table
+        if table.templates:
+            note += " · templates: " + ", ".join(f"{c} {t}" for c, t in zip(table.columns, table.templates))
+        return _table_view(table), note, table
 
     run.click(
         on_compare,
@@ -179,6 +199,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
             preset,
             max_new,
             seed,
+            own_template,
             *shared,
         ],
         [table_view, status, last_table],
@@ -201,6 +222,32 @@ def _table_frame(table: ComparisonTable) -> Any:
     import pandas as pd
 
     return pd.DataFrame(table.records(), columns=table.header())
+
+
+def column_widths(table: ComparisonTable) -> list[str]:
+    """Fixed shares of the page width, so a long prompt cannot push the answer columns off screen."""
+    fixed = ["4%", "22%"] + (["16%"] if table.has_references else [])
+    left = 100 - sum(int(w[:-1]) for w in fixed)
+    return fixed + [f"{left / len(table.columns):.0f}%"] * len(table.columns)
+
+
+def _table_view(table: ComparisonTable) -> Any:
+    return gr.update(value=_table_frame(table), column_widths=column_widths(table))
+
+
+def _column_prompts(
+    loaded: Any,
+    folder: str | None,
+    folders: list[str],
+    items: list[tuple[str, str, str | None]],
+    fallback: PromptTemplate,
+) -> ColumnPrompts:
+    """A column's prompts in its adapter's training template; the base model's in the first adapter's."""
+    source = folder if folder is not None else (folders[0] if folders else None)
+    info = read_adapter(named_path(adapters_dir(), source, "adapter")) if source else None
+    template = adapter_template(info.settings, loaded.default_template) if info else fallback
+    prompts = [template.render(ins, inp, None, loaded.tokenizer) for ins, inp, _ in items]
+    return ColumnPrompts(prompts, template.stop_strings, template.name)
 
 
 def _prompt_items(

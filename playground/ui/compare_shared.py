@@ -14,17 +14,17 @@ MODEL_DEFAULT = "model default"
 # The template, custom template and system prompt controls that sit above both sub-tabs.
 SharedControls = tuple[gr.Dropdown, gr.Textbox, gr.Textbox]
 
-_stop_flags: dict[str, threading.Event] = {}
+stop_flags: dict[str, threading.Event] = {}
 
 
 def new_stop_flag(request: gr.Request | None) -> threading.Event:
     flag = threading.Event()
-    _stop_flags[getattr(request, "session_hash", None) or "default"] = flag
+    stop_flags[getattr(request, "session_hash", None) or "default"] = flag
     return flag
 
 
 def on_stop(request: gr.Request) -> None:
-    flag = _stop_flags.get(getattr(request, "session_hash", None) or "default")
+    flag = stop_flags.get(getattr(request, "session_hash", None) or "default")
     if flag:
         flag.set()
 

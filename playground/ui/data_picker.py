@@ -11,6 +11,8 @@ from playground.data import ColumnMapping, list_examples, load_dataset, save_upl
 from playground.data_types import Dataset
 from playground.errors import PlaygroundError
 
+UPLOAD_HEIGHT = 140  # room for the "Drop file here - or - Click to Upload" text at any width
+
 
 @dataclass
 class DataPicker:
@@ -34,8 +36,10 @@ def build_data_picker(
             label=f"{label}: or upload JSON / JSONL / CSV",
             file_types=[".json", ".jsonl", ".csv", ".tsv"],
             elem_id=f"{elem_id}-upload",
-            height=90,
+            height=UPLOAD_HEIGHT,
         )
+    # An uploaded file is what gets used, so the demo choice must not keep showing another file.
+    upload.upload(lambda: gr.update(value=None), None, example, queue=False)
     return DataPicker(example, upload)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import threading
@@ -20,13 +21,13 @@ from playground.evaluation.runner import METRIC_GROUPS, EvalConfig, evaluate
 from playground.generation.settings import GREEDY
 from playground.identity import display_owner
 from playground.leaderboard import lower_is_better
-from playground.models.adapters import attach_adapter, list_adapter_names
+from playground.models.adapters import attach_adapter, list_adapter_names, list_adapters
 from playground.names import named_path, safe_file_name
 from playground.paths import adapters_dir, exports_dir
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
-from playground.ui.common import progress_callback, user_errors
-from playground.ui.data_picker import build_data_picker, load_choice
+from playground.ui.common import cancel_on_close, on_tab_shown, progress_callback, user_errors
+from playground.ui.data_picker import UPLOAD_HEIGHT, build_data_picker, load_choice
 from playground.ui.session import on_page_load, owner_of
 
 _cancel_flags: dict[str, threading.Event] = {}
@@ -133,13 +134,50 @@ def _describe_quietly(example: str | None) -> str:
         return str(exc)
 
 
+def decoding_text(decoding: str | dict | None) -> str:
+    """A run's decoding in words ("greedy, 64 new tokens"); blank for scoring-only runs."""
+    if isinstance(decoding, str):
+        try:
+            decoding = json.loads(decoding)
+        except ValueError:
+            return decoding
+    if not decoding:
+        return ""
+    mode = (
+        f"{decoding.get('num_beams')} beams"
+        if (decoding.get("num_beams") or 1) > 1
+        else f"T {decoding.get('temperature')}, top-p {decoding.get('top_p')}"
+        if decoding.get("do_sample")
+        else "greedy"
+    )
+    return f"{mode}, {decoding.get('max_new_tokens')} new tokens"
+
+
+def readable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A leaderboard row as shown: no template hash (the CSV keeps it), decoding in words."""
+    shown = {k: v for k, v in row.items() if k != "template"}
+    shown["decoding"] = decoding_text(row.get("decoding"))
+    return shown
+
+
+def export_stem(dataset_name: str | None) -> str:
+    """classical_chinese_test.json -> classical_chinese_test (not ...test.json.csv)."""
+    name = (dataset_name or "all").replace("/", "_").replace("\\", "_")
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and stem and suffix.lower() in ("json", "jsonl", "csv", "tsv", "txt") else name
+
+
 def build_leaderboard_tab(ctx: AppContext) -> None:
     board = ctx.leaderboard
     with gr.Accordion("Evaluate", open=True):
         with gr.Row():
             with gr.Column():
                 test_set = build_data_picker("Test set", "classical_chinese_test.json", elem_id="eval-data")
-                references = gr.File(label="Ground-truth file (optional, one answer per line)", height=90)
+                references = gr.File(
+                    label="Ground-truth file (optional, one answer per line)",
+                    height=UPLOAD_HEIGHT,
+                    elem_id="eval-refs",
+                )
                 mapping = gr.Textbox(
                     label="Column mapping (optional, when the shape is not detected)",
                     placeholder="instruction=question, input=context, output=answer, id=qid",
@@ -148,13 +186,24 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                 data_info = gr.Markdown(_describe_quietly(test_set.example.value), elem_id="eval-data-info")
             with gr.Column():
                 template = gr.Dropdown(
-                    [t.name for t in TEMPLATES.values()] + ["custom"], value="chat", label="Template"
+                    [t.name for t in TEMPLATES.values()] + ["custom"],
+                    value="chat",
+                    label="Template",
+                    elem_id="eval-template",
                 )
                 custom = gr.Textbox(
                     label="Custom template", lines=2, placeholder="USER: {instruction} ASSISTANT:"
                 )
                 system = gr.Textbox(label="System text (optional)", lines=1)
-                adapter = gr.Dropdown(["(none)"], value="(none)", label="Adapter")
+                with gr.Row(equal_height=True):
+                    adapter = gr.Dropdown(
+                        ["(none)"],  # filled when the page loads
+                        value="(none)",
+                        label="Adapter (its training template is picked with it)",
+                        elem_id="eval-adapter",
+                        scale=4,
+                    )
+                    adapter_refresh = gr.Button("Refresh", size="sm", scale=1, elem_id="eval-adapter-refresh")
             with gr.Column():
                 metrics = gr.CheckboxGroup(
                     list(METRIC_GROUPS), value=["perplexity"], label="Metrics", elem_id="eval-metrics"
@@ -164,7 +213,14 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
                 train_set = build_data_picker("Examples from", "", elem_id="eval-train", allow_none=True)
                 seeds = gr.Textbox("0", label="Seeds (comma-separated)")
                 limit = gr.Number(20, label="Limit (first N examples, 0 = all)", precision=0)
-                max_new = gr.Slider(8, 512, value=64, step=8, label="Max new tokens (generation metrics)")
+                max_new = gr.Slider(
+                    8,
+                    512,
+                    value=64,
+                    step=8,
+                    label="Max new tokens (generation metrics)",
+                    elem_id="eval-max-new",
+                )
         with gr.Row():
             start = gr.Button("Start evaluation", variant="primary", elem_id="eval-start")
             cancel = gr.Button("Cancel", variant="stop", elem_id="eval-cancel")
@@ -181,7 +237,11 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         refresh = gr.Button("Refresh", elem_id="lb-refresh")
     chart = gr.Plot(label="Comparison", elem_id="lb-chart")
     table = gr.Dataframe(
-        label="Grouped by configuration (best first)", interactive=False, elem_id="lb-table", wrap=True
+        # Not wrapped: short numbers and names, and wrapping squeezed the headers to a letter a line.
+        label="Grouped by configuration (best first)",
+        interactive=False,
+        elem_id="lb-table",
+        wrap=False,
     )
     runs = gr.Dataframe(
         headers=RUN_COLUMNS,
@@ -192,7 +252,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     )
     with gr.Row():
         export = gr.Button("Export CSV", elem_id="lb-export")
-        export_file = gr.File(label="CSV", interactive=False, height=90)
+        export_file = gr.File(label="CSV", interactive=False, height=UPLOAD_HEIGHT, elem_id="lb-export-file")
         delete_id = gr.Number(label="Run id to delete", precision=0)
         delete = gr.Button("Delete run", variant="stop", elem_id="lb-delete")
         publish = gr.Button("Publish its examples", elem_id="lb-publish")
@@ -246,7 +306,11 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
             for r in records
         ]
         models = ["(all)"] + sorted({r.model for r in board.runs(dataset_name=ds)} if ds else set())
-        table_df = pd.DataFrame(rows).round(4) if rows else pd.DataFrame({"": ["No finished runs yet."]})
+        table_df = (
+            pd.DataFrame([readable_row(r) for r in rows]).round(4)
+            if rows
+            else pd.DataFrame({"": ["No finished runs yet."]})
+        )
         return (
             gr.update(choices=datasets, value=ds),
             gr.update(choices=metrics_, value=metric_name),
@@ -378,6 +442,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         concurrency_limit=1,
     ).then(show, board_inputs, board_outputs)
     cancel.click(on_cancel, None, eval_status, queue=False)
+    cancel_on_close(_cancel_flags)
 
     for trigger in (
         refresh.click,
@@ -432,7 +497,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     @user_errors
     def on_export(ds: str | None) -> str:
         path = named_path(
-            exports_dir(), f"leaderboard-{safe_file_name(ds or 'all', 'data')}", "export", ".csv"
+            exports_dir(), f"leaderboard-{safe_file_name(export_stem(ds), 'data')}", "export", ".csv"
         )
         atomic_write_text(path, board.to_csv(ds or None))
         return str(path)
@@ -462,6 +527,27 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
         )
 
     on_page_load(on_page, None, [adapter, *board_outputs])
+
+    def adapter_choices() -> Any:
+        return gr.update(choices=["(none)"] + list_adapter_names())
+
+    def on_adapter(name: str | None):
+        """An adapter is scored with the template it was trained with."""
+        info = next((a for a in list_adapters() if a.name == name), None)
+        if info is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        chosen = info.settings.get("template") or "chat"
+        named = chosen in TEMPLATES
+        return (
+            chosen if named else "custom",
+            gr.skip() if named else chosen,
+            info.settings.get("system") or "",
+        )
+
+    adapter.input(on_adapter, adapter, [template, custom, system], queue=False)
+    adapter_refresh.click(adapter_choices, None, adapter, queue=False)
+    on_tab_shown(adapter_choices, None, [adapter])
+    on_tab_shown(show, board_inputs, board_outputs)
 
 
 def _run_id(value: float | None, action: str) -> int:

@@ -18,8 +18,8 @@ from playground.evaluation.sweep import run_sweep
 from playground.generation import GREEDY, stream_generate
 from playground.prompts.fewshot import FewShotConfig, list_recipes
 from playground.prompts.templates import TEMPLATES
-from playground.ui.common import GENERATION_EVENT, progress_callback, user_errors
-from playground.ui.data_picker import build_data_picker, load_choice
+from playground.ui.common import GENERATION_EVENT, cancel_on_close, progress_callback, user_errors
+from playground.ui.data_picker import UPLOAD_HEIGHT, build_data_picker, load_choice
 from playground.ui.prompt_lab_controls import LabControls, load_lab_recipe, save_lab_recipe
 from playground.ui.prompt_lab_parts import (
     build_preview,
@@ -33,6 +33,7 @@ from playground.ui.prompt_lab_parts import (
     query_line,
     summary_frame,
     sweep_chart,
+    try_stop_strings,
 )
 from playground.ui.session import on_page_load, owner_of
 
@@ -83,7 +84,9 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
             with gr.Accordion("Data", open=True):
                 test_set = build_data_picker("Test set", DEFAULT_TEST, elem_id="lab-test")
                 references = gr.File(
-                    label="Ground-truth file (optional, one answer per line)", height=90, elem_id="lab-refs"
+                    label="Ground-truth file (optional, one answer per line)",
+                    height=UPLOAD_HEIGHT,
+                    elem_id="lab-refs",
                 )
                 test_info = gr.Markdown(describe(test0) if test0 else "", elem_id="lab-test-info")
                 train_set = build_data_picker(
@@ -338,10 +341,12 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         _stop_flags[_session(request)] = flag
         with ctx.models.use() as loaded:
             text, info = build_preview(c, test, pool, index, loaded, int(new_tokens))
-            settings = GREEDY.with_(max_new_tokens=int(new_tokens))
+            stops = try_stop_strings(c, loaded)
+            settings = GREEDY.with_(max_new_tokens=int(new_tokens), stop=stops)
+            ends_at = f" · ends at {', '.join(repr(s) for s in stops)}" if stops else ""
             yield "", "starting…", text, info
             for update in stream_generate(loaded, text, settings, flag):
-                yield update.text, update.stats_line(), text, info
+                yield update.text, update.stats_line() + ends_at, text, info
 
     def on_stop(request: gr.Request) -> None:
         flag = _stop_flags.get(_session(request))
@@ -355,6 +360,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         **GENERATION_EVENT,
     )
     stop_btn.click(on_stop, None, None, queue=False)
+    cancel_on_close(_stop_flags)
 
     # --- evaluate: the k sweep
     @user_errors

@@ -131,6 +131,11 @@ def build_preview(
     return p.text, info
 
 
+def try_stop_strings(controls: LabControls, loaded: LoadedModel | None) -> tuple[str, ...]:
+    """Where "Try" ends the answer: at the next user turn of the template or of the examples."""
+    return FewShotBuilder(controls.resolve(loaded), controls.fewshot(), []).stop_strings()
+
+
 def query_line(test: Dataset | None, index: Any) -> str:
     try:
         query = _query(test, index)

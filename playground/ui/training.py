@@ -7,6 +7,7 @@ polls the job's event file every two seconds, and draws what it finds.
 from __future__ import annotations
 
 import html
+import threading
 from typing import Any
 
 import gradio as gr
@@ -20,11 +21,11 @@ from playground.evaluation.runner import EvalConfig, evaluate
 from playground.identity import Owner, display_owner
 from playground.models.adapters import attach_adapter
 from playground.models.sources import check_model_source
-from playground.prompts.templates import TEMPLATES, get_template
+from playground.prompts.templates import TEMPLATES, adapter_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
-from playground.ui.common import user_errors
-from playground.ui.data_picker import build_data_picker, load_choice, resolve_path
+from playground.ui.common import cancel_on_close, on_tab_shown, user_errors
+from playground.ui.data_picker import UPLOAD_HEIGHT, build_data_picker, load_choice, resolve_path
 from playground.ui.session import on_page_load, owner_of
 
 # Presets per model size: what the homework used for a 7B model, and a CPU demo for the embedded one.
@@ -64,6 +65,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_size=100,
     ),
 }
+# Per browser session: set when its tab closes, so its adapter evaluation stops.
+_eval_flags: dict[str, threading.Event] = {}
+LOSS_LABELS = {"masked_prompt": "answer only", "full_text": "full text", "no_template": "no template"}
 FORM_FIELDS = [
     "first_n",
     "eval_size",
@@ -138,7 +142,7 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
         lines.append(
             f"`{bar}` step {last['step']}/{total} · loss {last['loss']:.4f} · lr {last['lr']:.2e} · "
             f"grad-norm {last.get('grad_norm', 0):.2f} · {last.get('tokens_per_s', 0):.0f} tokens/s · "
-            f"ETA {last.get('eta_s', 0):.0f} s"
+            + ("ETA after the next step" if last.get("eta_s") is None else f"ETA {last['eta_s']:.0f} s")
         )
     if start:
         gpus = start.get("gpus", 1)
@@ -149,10 +153,11 @@ def progress_text(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
             + (f" · {_fused_text(start)}" if start.get("fused_layers") else "")
         )
     if start.get("notes"):
-        lines += [f"- {n}" for n in start["notes"]]
+        lines.append("\n".join(f"- {n}" for n in start["notes"]))
     if status.get("adapter"):
         lines.append(f"**Adapter saved:** `{status['adapter']}`")
-    return "\n".join(lines)
+    # Blank lines between: Markdown runs single-newline lines together into one paragraph.
+    return "\n\n".join(lines)
 
 
 def masked_html(pieces: list[tuple[str, bool]]) -> str:
@@ -163,9 +168,16 @@ def masked_html(pieces: list[tuple[str, bool]]) -> str:
     return (
         "<div id='masked-example' style='white-space:pre-wrap;font-family:monospace;line-height:1.6'>"
         + "".join(spans)
-        + "</div><div style='font-size:12px;color:#6b7280'>grey: prompt (label -100, no loss); "
-        "black: trained tokens</div>"
+        + "</div><div style='font-size:12px;color:#6b7280'>grey: the prompt, which the model reads but "
+        "is not trained to write (no loss); black: the tokens it learns to write</div>"
     )
+
+
+def saved_text(job: Any) -> str:
+    """What a job has on disk: a finished job's adapter is at its last step, not its last checkpoint."""
+    if job.status == "finished" and job.total_steps:
+        return f"adapter, step {job.total_steps}"
+    return f"checkpoint, step {job.checkpoint_step}" if job.checkpoint_step else ""
 
 
 def _jobs_frame(jobs: Any, viewer: Owner | None = None) -> pd.DataFrame:
@@ -176,7 +188,7 @@ def _jobs_frame(jobs: Any, viewer: Owner | None = None) -> pd.DataFrame:
             "owner": display_owner(j.owner, viewer),
             "model": j.model,
             "output": j.output or "",
-            "checkpoint step": j.checkpoint_step or "",
+            "saved": saved_text(j),
             "message": j.message[:80],
         }
         for j in jobs.jobs()
@@ -197,8 +209,25 @@ def _adapters_frame() -> pd.DataFrame:
     return pd.DataFrame(rows or [{"name": "no adapters yet"}])
 
 
+def adapter_names() -> list[str]:
+    return ["(none)"] + [a.name for a in list_adapters()]
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def presets_for(gpu: bool) -> dict[str, dict[str, Any]]:
+    """QLoRA needs a GPU: a CPU-only machine is offered only what it can run."""
+    return {name: p for name, p in PRESETS.items() if gpu or p["method"] != "qlora"}
+
+
 def build_training_tab(ctx: AppContext) -> None:
     jobs = ctx.jobs
+    gpu = gpu_available()
+    presets = presets_for(gpu)
     with gr.Row():
         with gr.Column(scale=2):
             model = gr.Textbox(
@@ -215,14 +244,24 @@ def build_training_tab(ctx: AppContext) -> None:
             resume_from = gr.Dropdown(["(none)"], value="(none)", label="Continue from adapter")
         with gr.Column(scale=3):
             preset = gr.Dropdown(
-                list(PRESETS), value=list(PRESETS)[0], label="Preset", elem_id="train-preset"
+                list(presets), value=list(presets)[0], label="Preset", elem_id="train-preset"
             )
-            defaults = {**TrainingConfig().to_dict(), **PRESETS[list(PRESETS)[0]]}
+            defaults = {**TrainingConfig().to_dict(), **presets[list(presets)[0]]}
             with gr.Row():
                 first_n = gr.Number(defaults["first_n"], label="First N examples (0 = all)", precision=0)
                 eval_size = gr.Number(defaults["eval_size"], label="Held-out examples", precision=0)
-                loss_mode = gr.Dropdown(list(LOSS_MODES), value=defaults["loss_mode"], label="Loss on")
-                method = gr.Dropdown(["auto", "lora", "qlora"], value=defaults["method"], label="Method")
+                loss_mode = gr.Dropdown(
+                    [(LOSS_LABELS.get(m, m), m) for m in LOSS_MODES],
+                    value=defaults["loss_mode"],
+                    label="Loss on",
+                    min_width=220,
+                    elem_id="train-loss-on",
+                )
+                method = gr.Dropdown(
+                    ["auto", "lora", "qlora"] if gpu else ["auto", "lora"],
+                    value=defaults["method"],
+                    label="Method",
+                )
             with gr.Row():
                 r = gr.Number(defaults["r"], label="r", precision=0)
                 alpha = gr.Number(defaults["alpha"], label="alpha")
@@ -253,25 +292,32 @@ def build_training_tab(ctx: AppContext) -> None:
                 seed = gr.Number(defaults["seed"], label="Seed", precision=0)
                 eval_every = gr.Number(defaults["eval_every"], label="Eval every", precision=0)
                 save_every = gr.Number(defaults["save_every"], label="Checkpoint every", precision=0)
-            with gr.Row():
-                # Checked means "auto": packed for decoder-only models, padded for encoder-decoder ones.
-                packing = gr.Checkbox(
-                    defaults["packing"] is not False,
-                    label="Pack examples (no padding; same loss, fewer passes)",
-                )
+            # Checked means "auto": packed for decoder-only models, padded for encoder-decoder ones.
+            packing = gr.Checkbox(
+                defaults["packing"] is not False,
+                label="Pack examples (no padding; same loss, fewer passes)",
+                info="Puts several short examples in one row instead of padding each; the loss is the same.",
+            )
+            # Only what speeds up a GPU run; on a CPU-only machine the group is not shown at all.
+            with gr.Accordion("GPU speed", open=False, visible=gpu, elem_id="train-gpu-speed"):
                 torch_compile = gr.Checkbox(
-                    defaults["torch_compile"], label="torch.compile the layers (a minute once, faster steps)"
+                    defaults["torch_compile"],
+                    label="Compile the layers (torch.compile)",
+                    info="Spends about a minute once turning the layers into faster GPU code; later steps are quicker.",
                 )
                 # Checked means "auto": Llama/Mistral layers under gradient checkpointing (QLoRA).
                 fused_layers = gr.Checkbox(
                     defaults["fused_layers"] is not False,
-                    label="Fused layers (own recompute and backward; QLoRA on Llama/Mistral)",
+                    label="Fused layers",
+                    info="QLoRA on Llama/Mistral: each layer computes its own backward pass, which saves "
+                    "memory and time.",
                 )
                 # A textbox, not a Number: a Number shows (and sends) 0 when empty, and empty means auto.
                 activation_memory_gb = gr.Textbox(
                     _blank_if_none(defaults["activation_memory_gb"]),
-                    label="Activation memory, GB (fused layers skip recompute within it; empty = "
-                    "what the GPU has free, 0 = recompute all)",
+                    label="Activation memory, GB",
+                    info="GPU memory for keeping layer results instead of recomputing them: empty = "
+                    "whatever is free, 0 = always recompute (least memory).",
                     placeholder="auto",
                     elem_id="train-activation-memory",
                 )
@@ -325,6 +371,12 @@ def build_training_tab(ctx: AppContext) -> None:
     selected_adapter = gr.State(None)
     with gr.Accordion("Evaluate the selected adapter against its base model", open=True):
         eval_set = build_data_picker("Test set", "poem_continuation_test.json", elem_id="train-eval-test")
+        eval_refs = gr.File(
+            label="Ground-truth file (when the test set has no answers, e.g. Tang_testing_gt.txt: one per line)",
+            file_types=[".txt"],
+            height=UPLOAD_HEIGHT,
+            elem_id="train-eval-refs",
+        )
         with gr.Row():
             eval_limit = gr.Number(20, label="Limit (first N examples, 0 = all)", precision=0)
             evaluate_btn = gr.Button("Evaluate this adapter", variant="primary", elem_id="train-evaluate")
@@ -437,7 +489,7 @@ def build_training_tab(ctx: AppContext) -> None:
 
     def poll(current: str | None, since: int, seen: list[dict[str, Any]], request: gr.Request):
         if not current:
-            return since, seen, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return since, seen, *[gr.skip()] * 7
         job = jobs.job(current)
         new, since = job.events(since)
         seen = seen + new
@@ -451,13 +503,14 @@ def build_training_tab(ctx: AppContext) -> None:
             job.log_tail(12),
             jobs_frame(request),
             adapters_frame() if not active else gr.skip(),
+            gr.update(choices=adapter_names()) if not active else gr.skip(),
             gr.Timer(active=active),
         )
 
     timer.tick(
         poll,
         [job_id, offset, events_state],
-        [offset, events_state, status_md, chart, log, jobs_table, adapters_table, timer],
+        [offset, events_state, status_md, chart, log, jobs_table, adapters_table, resume_from, timer],
         queue=False,
     )
 
@@ -504,21 +557,26 @@ def build_training_tab(ctx: AppContext) -> None:
 
     @user_errors
     def on_evaluate(
-        name: str | None, ex: str | None, up: str | None, limit: float | None, progress=gr.Progress()
+        name: str | None,
+        ex: str | None,
+        up: str | None,
+        refs: str | None,
+        limit: float | None,
+        request: gr.Request,
+        progress=gr.Progress(),
     ):
         if not name:
             raise PlaygroundError("Click an adapter in the table first.")
         info = next((a for a in list_adapters() if a.name == name), None)
         if info is None:
             raise PlaygroundError(f"Adapter {name} is gone; press Refresh lists.")
-        dataset = load_choice(ex, up, what="test set")
+        dataset = load_choice(ex, up, refs, what="test set")
         config = EvalConfig(metrics=("perplexity",), limit=int(limit) if limit else None)
+        closed = _eval_flags[getattr(request, "session_hash", None) or "default"] = threading.Event()
         with ctx.models.use() as loaded:
             adapter = attach_adapter(loaded, info.path)
             # Score with the template the adapter was trained with, so the numbers mean the same thing.
-            template = get_template(info.settings.get("template") or None, info.settings.get("system"))
-            if template.uses_chat_template:
-                template = loaded.default_template
+            template = adapter_template(info.settings, loaded.default_template)
             lines = [
                 f"**{dataset.name}**, {len(dataset.examples[: config.limit or None])} examples, perplexity:"
             ]
@@ -531,6 +589,7 @@ def build_training_tab(ctx: AppContext) -> None:
                     leaderboard=ctx.leaderboard,
                     adapter=which,
                     progress=lambda f, d, label=label: progress(f, desc=f"{label}: {d}"),
+                    should_stop=closed.is_set,
                 )
                 lines.append(
                     f"- {label}: mean {outcome.metrics['mean_perplexity']:.3f}, corpus "
@@ -539,21 +598,20 @@ def build_training_tab(ctx: AppContext) -> None:
         lines.append("Both runs are on the Leaderboard tab.")
         return "\n".join(lines)
 
+    cancel_on_close(_eval_flags)
     evaluate_btn.click(
         on_evaluate,
-        [selected_adapter, *eval_set.inputs, eval_limit],
+        [selected_adapter, *eval_set.inputs, eval_refs, eval_limit],
         evaluate_md,
         concurrency_id="model",
         concurrency_limit=1,
     )
 
     def on_refresh(request: gr.Request):
-        return (
-            jobs_frame(request),
-            adapters_frame(),
-            gr.update(choices=["(none)"] + [a.name for a in list_adapters()]),
-        )
+        return jobs_frame(request), adapters_frame(), gr.update(choices=adapter_names())
 
     refresh.click(on_refresh, None, [jobs_table, adapters_table, resume_from], queue=False)
-    # Filled once the page (and so the user) is known, never as initial values before login.
+    # Filled once the page (and so the user) is known, never as initial values before login;
+    # read again whenever the tab is opened.
     on_page_load(on_refresh, None, [jobs_table, adapters_table, resume_from])
+    on_tab_shown(on_refresh, None, [jobs_table, adapters_table, resume_from])

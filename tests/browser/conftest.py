@@ -82,5 +82,42 @@ def page(browser, app_server, request):
     page.wait_for_selector("#model-status")
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    if not page.is_closed():  # a test may close its tab on purpose
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture(scope="session")
+def make_adapter(app_server):
+    """Writes a LoRA adapter for the embedded model into the app's adapters folder, as training would
+    (playground.json with its base model and template), without a training run."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from playground.models import EMBEDDED_KEY, load_model
+    from playground.paths import adapters_dir
+
+    base = load_model(EMBEDDED_KEY)  # a copy of its own: peft changes the model it wraps
+    peft_model = get_peft_model(
+        base.model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"])
+    )
+
+    def make(name: str, template: str = "alpaca", system: str | None = None) -> Path:
+        with torch.no_grad():
+            for param_name, param in peft_model.named_parameters():
+                if "lora_B" in param_name:
+                    param.normal_(0, 0.02)
+        folder = adapters_dir() / name
+        peft_model.save_pretrained(folder)
+        meta = {
+            "base_model": EMBEDDED_KEY,
+            "name": name,
+            "created": "2026-01-01T00:00:00+00:00",
+            "settings": {"template": template, "system": system},
+        }
+        (folder / "playground.json").write_text(json.dumps(meta), encoding="utf-8")
+        return folder
+
+    return make
