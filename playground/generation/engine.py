@@ -45,7 +45,7 @@ import torch
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.padded_rows import PaddedRows, can_pad
 from playground.generation.sampler import RowSampling, sample_next_token
-from playground.generation.settings import DecodingSettings
+from playground.generation.settings import DecodingSettings, generation_config_option
 from playground.generation.stops import cut_at_stop, held_back
 from playground.models.access import model_access
 
@@ -189,15 +189,8 @@ def engine_reason(loaded: Any, settings: DecodingSettings) -> str | None:
         return "beam search runs on generate(), one request at a time"
     if loaded.is_seq2seq:
         return "encoder-decoder models run on generate()"
-    gen = getattr(loaded.model, "generation_config", None)
-    if gen is not None:
-        from transformers import GenerationConfig
-
-        default = GenerationConfig()
-        for key in UNSUPPORTED_GENERATION_OPTIONS:
-            if getattr(gen, key, None) != getattr(default, key, None):
-                return f"the model's generation_config sets {key}"
-    return None
+    key = generation_config_option(loaded.model, UNSUPPORTED_GENERATION_OPTIONS)
+    return f"the model's generation_config sets {key}" if key else None
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -28,7 +28,7 @@ import torch
 
 from playground.generation.engine import eos_ids  # noqa: F401 - callers import it from here too
 from playground.generation.sampler import RowSampling, sample_next_token
-from playground.generation.settings import DecodingSettings
+from playground.generation.settings import DecodingSettings, generation_config_option
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +135,8 @@ def _model_reason(
     if "sliding_attention" in layer_types and window is not None and needed > int(window):
         # Within the window sliding attention equals full attention; beyond it the cache rolls.
         return f"prompt plus new tokens ({needed}) exceed the sliding window ({window})"
-    gen = getattr(model, "generation_config", None)
-    if gen is not None:
-        from transformers import GenerationConfig
-
-        default = GenerationConfig()
-        for key in options:
-            if getattr(gen, key, None) != getattr(default, key, None):
-                return f"generation_config sets {key}"
-    return None
+    key = generation_config_option(model, options)
+    return f"generation_config sets {key}" if key else None
 
 
 def _layer_types(config: Any) -> list[str]:

@@ -111,3 +111,15 @@ PRESETS: dict[str, DecodingSettings] = {
     "beams 5": DecodingSettings(do_sample=False, num_beams=5),
     "default sampling (T 0.7, top-p 0.9)": DecodingSettings(),
 }
+
+
+def generation_config_option(model: Any, options: tuple[str, ...]) -> str | None:
+    """The first of `options` that the model's generation_config sets to other than the default
+    (each adds a logits processor or criterion that a decode loop must implement to honour it)."""
+    gen = getattr(model, "generation_config", None)
+    if gen is None:
+        return None
+    from transformers import GenerationConfig
+
+    default = GenerationConfig()
+    return next((key for key in options if getattr(gen, key, None) != getattr(default, key, None)), None)
