@@ -3,7 +3,6 @@ results but changes only their own, and one's chat-adapter pick leaves the other
 
 from __future__ import annotations
 
-import contextlib
 import socket
 
 import pytest
@@ -97,16 +96,16 @@ def test_one_users_adapter_pick_leaves_the_others_chat_on_the_base_model(shared_
     source = ctx.models.current.source
     if not (adapters_dir() / "alices-style").exists():
         _lora(AutoModelForCausalLM.from_pretrained(source), adapters_dir() / "alices-style", source)
+    from playground.generation.engine import Engine
+
     used: list[str | None] = []
-    plain_use = ctx.models.use
+    plain_submit = Engine.submit
 
-    @contextlib.contextmanager
-    def recording_use(adapter=None):
-        with plain_use(adapter) as loaded:
-            used.append(adapter)
-            yield loaded
+    def recording_submit(self, request, *args, **kwargs):
+        used.append(request.adapter)  # the adapter each generation request runs with
+        return plain_submit(self, request, *args, **kwargs)
 
-    monkeypatch.setattr(ctx.models, "use", recording_use)
+    monkeypatch.setattr(Engine, "submit", recording_submit)
     alice, bob = open_as("alice", "wonderland"), open_as("bob", "builder")
     alice.locator("#chat-adapter input").click()
     alice.get_by_role("option", name="alices-style", exact=True).click()
