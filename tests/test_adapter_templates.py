@@ -41,7 +41,7 @@ def test_each_column_gets_its_own_prompts_and_stops(tiny):
         tiny, plain, [None], settings, column_prompts=[ColumnPrompts(other, (stop,), "other")]
     )
     assert table.templates == ["other"]
-    assert [r.outputs[0] for r in table.rows] == [cut_at_stop(t, (stop,)) for t in free_other]
+    assert [r.outputs[0] for r in table.rows] == [cut_at_stop(t, (stop,))[0] for t in free_other]
     assert table.rows[0].outputs[0] != free_other[0]  # the stop really cut it
     same = compare_adapters(tiny, plain, [None], settings)
     assert [r.outputs[0] for r in same.rows] == free_plain and same.templates == []

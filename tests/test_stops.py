@@ -15,10 +15,10 @@ from playground.generation.stream import generate_text
 def test_earliest_stop_wins_and_is_cut_off():
     text = "A poem.\nUSER: next\n### Instruction: more"
     assert find_stop(text, ["### Instruction:", "USER:"]) == text.index("USER:")
-    assert cut_at_stop(text, ["### Instruction:", "USER:"]) == "A poem.\n"
-    assert cut_at_stop(text, []) == text
-    assert cut_at_stop(text, ["", "nowhere"]) == text
-    assert cut_at_stop("USER: at once", ["USER:"]) == ""
+    assert cut_at_stop(text, ["### Instruction:", "USER:"]) == ("A poem.\n", True)
+    assert cut_at_stop(text, []) == (text, False)
+    assert cut_at_stop(text, ["", "nowhere"]) == (text, False)
+    assert cut_at_stop("USER: at once", ["USER:"]) == ("", True)
 
 
 def test_partial_stop_at_the_end_is_held_back():
