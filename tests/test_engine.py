@@ -52,7 +52,9 @@ def test_rows_join_and_leave_and_greedy_in_a_batch_equals_alone(tiny, monkeypatc
     settings = [GREEDY.with_(max_new_tokens=n) for n in lengths]
     alone = [_alone(tiny, p, s) for p, s in zip(PROMPTS, settings, strict=True)]
     engine = Engine(tiny, EngineLimits(max_rows=8, max_prefills_per_step=1))
-    _slow_steps(monkeypatch, engine)
+    # Slow enough that the first row (24 tokens) is still decoding when the others join, even on a
+    # busy machine.
+    _slow_steps(monkeypatch, engine, 0.05)
     seen_running = []
     tickets = []
     for p, s in zip(PROMPTS, settings, strict=True):

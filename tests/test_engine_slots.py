@@ -166,3 +166,14 @@ def test_the_cache_switch(monkeypatch, tiny):
     monkeypatch.delenv(slot_rows.CACHE_SWITCH)
     assert slot_rows.slot_reason(tiny.model, "auto") == "not on a CUDA device"
     assert slot_rows.slot_reason(tiny.model, "slots") is None
+
+
+def test_a_step_runs_only_the_slots_its_rows_need():
+    """A lone row runs as a batch of one; the step widens to 2, 4, ... slots as rows take them."""
+    from playground.generation.slot_rows import SlotRows
+
+    rows = SlotRows.__new__(SlotRows)
+    rows.slots = 16
+    for used, count in (({0}, 1), ({0, 1}, 2), ({2}, 4), ({0, 4}, 8), ({0, 9}, 16), (set(), 1)):
+        rows.used = used
+        assert rows.step_slots() == count

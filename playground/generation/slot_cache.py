@@ -130,6 +130,19 @@ class SlotCache(Cache):
         other.active.copy_(self.active)
         return other
 
+    def head(self, slots: int) -> SlotCache:
+        """The first `slots` slots as a cache of their own: views of the same memory, so a step run
+        on it writes this cache (a small batch need not compute every slot)."""
+        if slots == self.slots:
+            return self
+        part = SlotCache.__new__(SlotCache)
+        part.positions, part.active = self.positions[:slots], self.active[:slots]
+        part.columns = self.columns
+        layers = [SlotLayer(la.keys[:slots], la.values[:slots], part.positions) for la in self.layers]
+        Cache.__init__(part, layers=layers)
+        part.slots, part.max_len, part.dtype, part.device = slots, self.max_len, self.dtype, self.device
+        return part
+
     def step_inputs(self, ids: torch.Tensor) -> dict[str, Any]:
         """Model inputs feeding `ids` [slots, 1] at each slot's position (graph-safe: tensor ops only)."""
         visible = self.columns[None, :] <= self.positions[:, None]

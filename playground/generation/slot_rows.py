@@ -1,8 +1,10 @@
 """The engine's GPU batch: rows in the slots of a SlotCache, every step one CUDA graph replay.
 
-All slots run every step, so one captured step (per slot count and cache length) serves 1..N
-rows: decode reads the weights once for all of them, and the graph removes the host's kernel
-launches (fast_decode's capture: warm-up on a side stream, fused RMSNorm and rotary inside).
+A step runs the first 1, 2, 4, 8... slots, the fewest that hold every row (rows take the lowest
+free slot), each count captured once (per cache length) and replayed: decode reads the weights
+once for all of them, and the graph removes the host's kernel launches (fast_decode's capture:
+warm-up on a side stream, fused RMSNorm and rotary inside). Counting slots matters for 4-bit
+weights, whose kernels cost more with every row: a lone row runs as a batch of one.
 A row's tokens in a slot equal its tokens alone (each slot sees only its own columns).
 
 The cache length grows in buckets (256, 512, ... up to `cap`: the model's context, 4096 and what
@@ -98,9 +100,8 @@ class SlotRows:
         self.cache: SlotCache | None = None
         self.cap: int | None = None  # longest slot, known once a prefill shows the layer shapes
         self.used: set[int] = set()
-        self.graph: Any = None
-        self.ids: torch.Tensor | None = None
-        self.logits: torch.Tensor | None = None
+        # Per slot count: (the cache's first slots, their input ids, the captured graph, its logits).
+        self.steps: dict[int, tuple[SlotCache, torch.Tensor, Any, torch.Tensor | None]] = {}
         self.captures = 0
 
     def _cap_for(self, prefilled: Any) -> int:
@@ -140,21 +141,32 @@ class SlotRows:
             self.used.discard(slot)
             self.cache.release(slot)
 
+    def step_slots(self) -> int:
+        """How many of the first slots this step runs: the fewest power of two that holds every row."""
+        highest = max(self.used, default=0) + 1
+        count = 1
+        while count < highest:
+            count *= 2
+        return min(count, self.slots)
+
     def step(self, slot_tokens: list[tuple[int, int]]) -> torch.Tensor:
         """Logits [rows, vocab] for (slot, last token) rows, in their order; positions stay put."""
-        ids = [0] * self.slots
+        count = self.step_slots()
+        if count not in self.steps:
+            ids = torch.zeros((count, 1), dtype=torch.long, device=self.device)
+            self.steps[count] = (self.cache.head(count), ids, None, None)
+        part, ids, graph, logits = self.steps[count]
+        values = [0] * count
         for slot, token in slot_tokens:
-            ids[slot] = token
-        if self.ids is None or self.ids.device != self.device:
-            self.ids = torch.zeros((self.slots, 1), dtype=torch.long, device=self.device)
-        self.ids.copy_(torch.tensor(ids, dtype=torch.long).view(self.slots, 1))
+            values[slot] = token
+        ids.copy_(torch.tensor(values, dtype=torch.long).view(count, 1))
         if self.use_graph:
-            if self.graph is None:
-                self._capture_step()
-            self.graph.replay()
-            logits = self.logits
+            if graph is None:
+                graph, logits = self._capture_step(part, ids)
+                self.steps[count] = (part, ids, graph, logits)
+            graph.replay()
         else:
-            logits = self._eager_step()
+            logits = self._eager_step(part, ids)
         index = torch.tensor([slot for slot, _ in slot_tokens], dtype=torch.long, device=logits.device)
         return logits.index_select(0, index)
 
@@ -163,29 +175,30 @@ class SlotRows:
 
     def clear(self) -> None:
         self._drop_graph()
-        self.cache, self.used, self.ids = None, set(), None
+        self.cache, self.used = None, set()
 
-    def _eager_step(self) -> torch.Tensor:
-        out = self.model(**self.cache.step_inputs(self.ids))
+    def _eager_step(self, part: SlotCache, ids: torch.Tensor) -> torch.Tensor:
+        out = self.model(**part.step_inputs(ids))
         return out.logits[:, -1, :]
 
     def _drop_graph(self) -> None:
-        if self.graph is not None:
-            self.graph, self.logits = None, None
+        """Forget every captured step (the cache they read is being replaced)."""
+        captured = any(graph is not None for _, _, graph, _ in self.steps.values())
+        self.steps = {}
+        if captured:
             torch.cuda.empty_cache()
 
-    def _capture_step(self) -> None:
+    def _capture_step(self, part: SlotCache, ids: torch.Tensor) -> tuple[Any, torch.Tensor]:
         if self.fuse:
             try:
-                self._capture(fused=True)
-                return
+                return self._capture(part, ids, fused=True)
             except Exception as exc:  # noqa: BLE001 - no compiler (Triton) etc.: capture unfused
                 log.warning(
                     "fused slot step unavailable (%s: %s); capturing it unfused", type(exc).__name__, exc
                 )
-        self._capture(fused=False)
+        return self._capture(part, ids, fused=False)
 
-    def _capture(self, fused: bool) -> None:
+    def _capture(self, part: SlotCache, ids: torch.Tensor, fused: bool) -> tuple[Any, torch.Tensor]:
         # Warm-up steps (compilation, lazy initialisations, cuBLAS workspaces) run outside the
         # capture. They write each slot's next column, which the real step overwrites anyway.
         with _fused_ops(self.model) if fused else nullcontext():
@@ -193,17 +206,18 @@ class SlotRows:
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(2):
-                    self._eager_step()
+                    self._eager_step(part, ids)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             # thread_local: CUDA work of other threads (another model, the UI) does not void it.
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                logits = self._eager_step()
-        self.graph, self.logits = graph, logits
+                logits = self._eager_step(part, ids)
         self.captures += 1
         log.info(
-            "captured the engine's slot step: %d slots x %d columns (%s)",
+            "captured the engine's slot step: %d of %d slots x %d columns (%s)",
+            part.slots,
             self.slots,
             self.cache.max_len,
             "fused" if fused else "unfused",
         )
+        return graph, logits
