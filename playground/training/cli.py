@@ -17,6 +17,7 @@ from typing import Any
 from playground.atomic import atomic_write_json
 from playground.errors import PlaygroundError
 from playground.training.config import LOSS_MODES, METHODS, SCHEDULERS, TrainingConfig
+from playground.training.progress import TrainingProgress
 
 _CHOICES = {"loss_mode": LOSS_MODES, "method": METHODS, "scheduler": SCHEDULERS}
 _TYPES = {"int": int, "float": float}
@@ -88,29 +89,31 @@ def _summary(status: dict[str, Any], job_dir: Path) -> dict[str, Any]:
 
 
 class _Progress:
-    """tqdm bar driven by trainer events."""
+    """tqdm bar driven by trainer events, read through TrainingProgress as the web UI reads them."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.bar: Any = None
+        self.progress = TrainingProgress()
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.quiet:
             return
         from tqdm import tqdm
 
-        kind = event["type"]
+        progress = self.progress
+        kind = progress.update(event)
         if kind == "start":
-            self.bar = tqdm(total=event["total_steps"], initial=event["step"], unit="step", file=sys.stderr)
-            for note in event.get("notes", []):
+            self.bar = tqdm(total=progress.total_steps, initial=progress.step, unit="step", file=sys.stderr)
+            for note in progress.setup.notes if progress.setup else []:
                 self.bar.write(f"note: {note}", file=sys.stderr)
         elif kind == "step" and self.bar is not None:
-            self.bar.set_postfix(loss=f"{event['loss']:.4f}", lr=f"{event['lr']:.2e}", refresh=False)
-            self.bar.update(event["step"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{progress.loss:.4f}", lr=f"{progress.lr:.2e}", refresh=False)
+            self.bar.update(progress.step - self.bar.n)
         elif kind == "eval" and self.bar is not None:
             self.bar.write(
-                f"step {event['step']}: eval loss {event['eval_loss']:.4f}, "
-                f"eval perplexity {event['eval_perplexity']:.3f}",
+                f"step {progress.step}: eval loss {progress.eval_loss:.4f}, "
+                f"eval perplexity {progress.eval_perplexity:.3f}",
                 file=sys.stderr,
             )
         elif kind in ("finished", "stopped", "error") and self.bar is not None:

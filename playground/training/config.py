@@ -17,9 +17,30 @@ METHODS = ("auto", "lora", "qlora")
 SCHEDULERS = ("linear", "cosine", "constant")
 
 
-def _f(default: Any, help: str) -> Any:
-    """A field with its help text, which the CLI shows for its flag."""
-    return field(default=default, metadata={"help": help})
+# The web form's rows, in order; a field with a `group` is on the form (under its `label`).
+FORM_GROUPS = ("examples", "lora", "schedule", "batches", "packing", "gpu_speed")
+
+
+def _f(
+    default: Any,
+    help: str,
+    group: str = "",
+    label: str = "",
+    info: str = "",
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """A field documented where it is declared: `help` for the CLI's flag; the web form's `label`,
+    `info` (the help unless given: a form's checkbox has no None to explain) and `choices`."""
+    metadata = {"help": help}
+    if group:
+        metadata |= {"group": group, "label": label or help, "info": info or help, "choices": choices}
+    return field(default=default, metadata=metadata)
+
+
+def form_fields() -> list[dataclasses.Field]:
+    """The settings the web form shows, in the order of FORM_GROUPS, then of declaration."""
+    shown = [f for f in dataclasses.fields(TrainingConfig) if f.metadata.get("group")]
+    return sorted(shown, key=lambda f: FORM_GROUPS.index(f.metadata["group"]))
 
 
 @dataclass
@@ -29,49 +50,97 @@ class TrainingConfig:
     model: str = _f("smollm2-135m-instruct", "base model: a preset, a HF id or a local folder")
     data: str = _f("", "training data file (JSON/JSONL rows with instruction, input, output)")
     eval_data: str = _f("", "separate held-out file; otherwise eval_size/eval_fraction split the data")
-    first_n: int = _f(0, "use only the first N examples of the data file (0 = all)")
-    eval_size: int = _f(0, "hold out this many examples for evaluation")
+    first_n: int = _f(
+        0,
+        "use only the first N examples of the data file (0 = all)",
+        "examples",
+        "First N examples (0 = all)",
+    )
+    eval_size: int = _f(0, "hold out this many examples for evaluation", "examples", "Held-out examples")
     eval_fraction: float = _f(0.0, "or hold out this fraction of the examples")
     template: str = _f("", "prompt template name or raw text ('' = the model's default)")
     system: str | None = _f(None, "system text for the template (None = the template's own)")
-    loss_mode: str = _f("masked_prompt", "masked_prompt | full_text | no_template")
-    method: str = _f("auto", "auto (QLoRA on CUDA, LoRA on CPU) | lora | qlora")
-    r: int = _f(8, "LoRA rank")
-    alpha: float = _f(16.0, "LoRA alpha (scale = alpha / r)")
-    dropout: float = _f(0.05, "LoRA dropout")
-    target_modules: str | list[str] = _f("q,v", "q,v | attention | all-linear | comma list of module names")
-    lr: float = _f(2e-4, "peak learning rate")
-    scheduler: str = _f("linear", "linear | cosine | constant (after warm-up)")
-    warmup_steps: int = _f(0, "warm-up optimizer steps")
+    loss_mode: str = _f(
+        "masked_prompt",
+        "masked_prompt | full_text | no_template",
+        "examples",
+        "Loss on",
+        "answer only: the model learns to write the output; full text: the prompt too; no template: raw text",
+        LOSS_MODES,
+    )
+    method: str = _f(
+        "auto", "auto (QLoRA on CUDA, LoRA on CPU) | lora | qlora", "examples", "Method", choices=METHODS
+    )
+    r: int = _f(8, "LoRA rank", "lora", "r")
+    alpha: float = _f(16.0, "LoRA alpha (scale = alpha / r)", "lora", "alpha")
+    dropout: float = _f(0.05, "LoRA dropout", "lora", "dropout")
+    target_modules: str | list[str] = _f(
+        "q,v",
+        "q,v | attention | all-linear | comma list of module names",
+        "lora",
+        "Target modules",
+        choices=("q,v", "attention", "all-linear"),
+    )
+    lr: float = _f(2e-4, "peak learning rate", "schedule", "Learning rate")
+    scheduler: str = _f(
+        "linear", "linear | cosine | constant (after warm-up)", "schedule", "Scheduler", choices=SCHEDULERS
+    )
+    warmup_steps: int = _f(0, "warm-up optimizer steps", "schedule", "Warm-up steps")
     warmup_ratio: float = _f(0.0, "or warm-up as a fraction of all steps")
     weight_decay: float = _f(0.0, "AdamW weight decay")
-    epochs: float = _f(1.0, "passes over the training examples (ignored when max_steps > 0)")
-    max_steps: int = _f(0, "optimizer steps to run (0 = from epochs)")
-    micro_batch: int = _f(4, "examples per forward pass (packed: up to micro_batch x max_length tokens)")
-    grad_accum: int = _f(4, "micro-batches per optimizer step")
-    max_length: int = _f(512, "tokens per example (prompt + output), longer ones are cut")
-    seed: int = _f(42, "seed for the data split, the data order and the LoRA init")
-    eval_every: int = _f(0, "evaluate every N steps (0 = only at the end)")
-    save_every: int = _f(50, "checkpoint every N steps (0 = only when stopped)")
+    epochs: float = _f(
+        1.0, "passes over the training examples (ignored when max_steps > 0)", "schedule", "Epochs"
+    )
+    max_steps: int = _f(0, "optimizer steps to run (0 = from epochs)", "schedule", "Max steps (0 = epochs)")
+    micro_batch: int = _f(
+        4,
+        "examples per forward pass (packed: up to micro_batch x max_length tokens)",
+        "batches",
+        "Micro-batch",
+    )
+    grad_accum: int = _f(4, "micro-batches per optimizer step", "batches", "Grad accumulation")
+    max_length: int = _f(
+        512, "tokens per example (prompt + output), longer ones are cut", "batches", "Max length"
+    )
+    seed: int = _f(42, "seed for the data split, the data order and the LoRA init", "batches", "Seed")
+    eval_every: int = _f(0, "evaluate every N steps (0 = only at the end)", "batches", "Eval every")
+    save_every: int = _f(
+        50, "checkpoint every N steps (0 = only when stopped)", "batches", "Checkpoint every"
+    )
     output: str = _f("", "adapters/NAME to write ('' = a name from the model, data and time)")
     resume_from: str = _f("", "an adapter to continue from, or a job/checkpoint to resume exactly")
     gradient_checkpointing: bool | None = _f(None, "trade compute for memory (None = on for QLoRA)")
     packing: bool | None = _f(
-        None, "pack each step's examples end to end, no padding (None = on for decoder-only models)"
+        None,
+        "pack each step's examples end to end, no padding (None = on for decoder-only models)",
+        "packing",
+        "Pack examples (no padding; same loss, fewer passes)",
+        "Puts several short examples in one row instead of padding each; the loss is the same.",
     )
     torch_compile: bool = _f(
-        False, "compile the decoder layers: a minute or so once, then faster steps (pays off in long runs)"
+        False,
+        "compile the decoder layers: a minute or so once, then faster steps (pays off in long runs)",
+        "gpu_speed",
+        "Compile the layers (torch.compile)",
+        "Spends about a minute once turning the layers into faster GPU code; later steps are quicker.",
     )
     fused_layers: bool | None = _f(
         None,
         "Llama/Mistral layers with their own recompute and hand-written backward (None = on under "
         "gradient checkpointing where they apply, unless torch_compile)",
+        "gpu_speed",
+        "Fused layers",
+        "QLoRA on Llama/Mistral: each layer computes its own backward pass, which saves memory and time.",
     )
     activation_memory_gb: float | None = _f(
         None,
         "GPU memory fused layers may fill with activations (then dequantized weights) to skip their "
         "recompute (None = what is free on a GPU after a margin for the rest of the step, 0 = recompute "
         "every layer)",
+        "gpu_speed",
+        "Activation memory, GB",
+        "GPU memory for keeping layer results instead of recomputing them: empty = whatever is free, "
+        "0 = always recompute (least memory).",
     )
 
     # -- construction -------------------------------------------------------------------------
