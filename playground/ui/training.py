@@ -21,7 +21,7 @@ from playground.evaluation.runner import EvalConfig, evaluate
 from playground.identity import Owner, display_owner
 from playground.models.adapters import attach_adapter
 from playground.models.sources import check_model_source
-from playground.prompts.templates import TEMPLATES, adapter_template
+from playground.prompts.templates import TEMPLATES, adapter_template, training_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.config import LOSS_MODES
 from playground.ui.common import cancel_on_close, on_tab_shown, user_errors
@@ -444,7 +444,7 @@ def build_training_tab(ctx: AppContext) -> None:
             formatted = format_example(
                 prepared.train[0],
                 loaded.tokenizer,
-                config.template or loaded.default_template,
+                training_template(config.template, config.system, loaded.default_template),
                 config.loss_mode,
                 config.max_length,
                 seq2seq=loaded.is_seq2seq,
