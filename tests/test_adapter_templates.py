@@ -38,7 +38,9 @@ def test_resolve_template_rule():
     assert resolve_template(None, "", default) is default
     assert resolve_template("chat", "ignored", None) == TEMPLATES["chat"]  # no model: the chat template
     assert resolve_template("chat", "", default, "  ").system == "own"
-    assert resolve_template("chat", "", default, "mine") == PromptTemplate("model", "M: {instruction}", "mine")
+    assert resolve_template("chat", "", default, "mine") == PromptTemplate(
+        "model", "M: {instruction}", "mine"
+    )
     assert resolve_template("alpaca", "", default) == TEMPLATES["alpaca"]
     assert resolve_template("taiwan-llama", "", default, "").system == TEMPLATES["taiwan-llama"].system
     custom = resolve_template("custom", "Q: {instruction}\nA:", default, "S")
