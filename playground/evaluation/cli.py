@@ -19,6 +19,7 @@ from playground.generation.settings import GREEDY
 from playground.leaderboard import Leaderboard
 from playground.models import LoadOptions, load_model
 from playground.models.adapters import attach_adapter
+from playground.number_lists import parse_number_list
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig, strategy_name
 from playground.prompts.templates import resolve_template
 
@@ -51,9 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip())
-    except ValueError:
-        print(f"error: --seeds takes whole numbers separated by commas, not {args.seeds!r}", file=sys.stderr)
+        seeds = tuple(parse_number_list(args.seeds, "--seeds"))
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         dataset = load_dataset(args.data, references=args.references)

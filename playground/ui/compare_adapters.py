@@ -22,6 +22,7 @@ from playground.generation.adapter_compare import (
 from playground.generation.settings import PRESETS
 from playground.models.adapters import read_adapter
 from playground.names import named_path
+from playground.number_lists import list_items
 from playground.paths import adapters_dir
 from playground.prompts.templates import PromptTemplate, adapter_template
 from playground.ui.common import on_tab_shown, user_errors
@@ -44,7 +45,7 @@ def parse_rows(text: str, n_rows: int) -> list[int]:
     if not (text or "").strip():
         return list(range(n_rows))
     picked: list[int] = []
-    for part in re.split(r"[,\s]+", text.strip()):
+    for part in list_items(text):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not match:
             raise PlaygroundError(f"Rows: {part!r} is not a row number or a range like 3-7.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import gradio as gr
@@ -19,6 +18,7 @@ from playground.generation.compare import (
     sweep,
 )
 from playground.generation.settings import PRESETS, DecodingSettings
+from playground.number_lists import parse_number_list
 from playground.ui.common import GENERATION_EVENT, user_errors
 from playground.ui.compare_shared import SharedControls, new_stop_flag, on_stop, prompt_text, seed_or_none
 
@@ -173,8 +173,8 @@ def parse_values(text: str, param: str) -> list[float]:
             count = int(round((stop - start) / step)) + 1
             values = [round(start + i * step, 6) for i in range(max(count, 0))]
         else:
-            values = [float(v) for v in re.split(r"[,\s]+", text) if v]
-    except ValueError:
+            values = parse_number_list(text, param, float)
+    except (ValueError, PlaygroundError):
         raise PlaygroundError(
             f"Could not read the {param} values {text!r}: write them as 0.1, 0.5, 0.9 or as start:stop:step."
         ) from None
