@@ -26,7 +26,7 @@ from playground.number_lists import list_items
 from playground.paths import adapters_dir
 from playground.prompts.templates import PromptTemplate, adapter_template
 from playground.ui.common import on_tab_shown, user_errors
-from playground.ui.compare_decoding import describe
+from playground.ui.compare_decoding import decoding_label
 from playground.ui.compare_shared import (
     SharedControls,
     new_stop_flag,
@@ -180,7 +180,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
             )
         times = ", ".join(f"{c} {s:.1f} s" for c, s in zip(table.columns, table.seconds))
         note = (
-            f"{len(table.rows)} prompts · {describe(table.settings)} · seed {table.settings.seed} · {times}"
+            f"{len(table.rows)} prompts · {decoding_label(table.settings)} · seed {table.settings.seed} · {times}"
         )
         if table.templates:
             note += " · templates: " + ", ".join(f"{c} {t}" for c, t in zip(table.columns, table.templates))

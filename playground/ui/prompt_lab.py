@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from playground.context import AppContext
-from playground.data import describe
+from playground.data import dataset_summary
 from playground.data_types import Dataset
 from playground.errors import PlaygroundError
 from playground.evaluation.runner import METRIC_GROUPS, EvalConfig
@@ -88,7 +88,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
                     height=UPLOAD_HEIGHT,
                     elem_id="lab-refs",
                 )
-                test_info = gr.Markdown(describe(test0) if test0 else "", elem_id="lab-test-info")
+                test_info = gr.Markdown(dataset_summary(test0) if test0 else "", elem_id="lab-test-info")
                 train_set = build_data_picker(
                     "Examples from", default_train, elem_id="lab-train", allow_none=True
                 )
@@ -295,7 +295,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         return (
             test,
             gr.update(choices=query_choices(test), value=0 if test else None),
-            describe(test) if test else "",
+            dataset_summary(test) if test else "",
             gr.update(value=train) if train else gr.update(),
         )
 
