@@ -179,9 +179,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
                 column_prompts=per_column,
             )
         times = ", ".join(f"{c} {s:.1f} s" for c, s in zip(table.columns, table.seconds))
-        note = (
-            f"{len(table.rows)} prompts · {decoding_label(table.settings)} · seed {table.settings.seed} · {times}"
-        )
+        note = f"{len(table.rows)} prompts · {decoding_label(table.settings)} · seed {table.settings.seed} · {times}"
         if table.templates:
             note += " · templates: " + ", ".join(f"{c} {t}" for c, t in zip(table.columns, table.templates))
         return _table_view(table), note, table
