@@ -15,23 +15,15 @@ from playground.leaderboard import Leaderboard
 from playground.models import LoadOptions, load_model
 from playground.models.adapters import read_adapter
 from playground.prompts.templates import TEMPLATES
+from tests.helpers import save_random_lora
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
 def adapter_folder(tiny_llama, tmp_path_factory) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    base = load_model(str(tiny_llama), LoadOptions(precision="fp32"))
-    lora = get_peft_model(base.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, p in lora.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 5.0)  # large enough to move the numbers visibly
     folder = tmp_path_factory.mktemp("adapters") / "tuned"
-    lora.save_pretrained(folder)
+    save_random_lora(tiny_llama, folder)
     meta = {"base_model": str(tiny_llama), "name": "tuned", "settings": {"template": "alpaca", "system": "S"}}
     (folder / "playground.json").write_text(json.dumps(meta), encoding="utf-8")
     return folder

@@ -32,25 +32,30 @@ def _open_tab(browser, url: str, locale: str):
     return context, page
 
 
-def _panel_text(page) -> str:
-    return page.locator("#eval-start").evaluate("b => b.closest('[role=tabpanel]').innerText")
+def _labels_in(page, shown: str, hidden: str) -> str:
+    """Waits for the tab's words in `shown`, checks none is left in `hidden`; the tab's text."""
+    start = WORDS[shown]["leaderboard.start"]
+    page.wait_for_function(f"document.querySelector('#eval-start').innerText.includes({start!r})")
+    panel = page.locator("#eval-start").evaluate("b => b.closest('[role=tabpanel]').innerText")
+    for key in LABELS:
+        assert WORDS[shown][key] in panel, key
+        assert WORDS[hidden][key] not in panel, key
+    return panel
+
+
+def _save(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_server):
-    ctx, url = app_server
+    _, url = app_server
     context, page = _open_tab(browser, url, "zh-TW")
-    zh, en = WORDS["zh-TW"], WORDS["en"]
-    page.wait_for_function(
-        f"document.querySelector('#eval-start').innerText.includes({zh['leaderboard.start']!r})"
-    )
-    panel = _panel_text(page)
-    for key in LABELS:
-        assert zh[key] in panel, key
-        assert en[key] not in panel, key
+    panel = _labels_in(page, "zh-TW", "en")
     assert "排行榜" in panel and "困惑度" in panel
 
     # The flow works in Chinese: an evaluation ends with a Chinese status line and a new run.
-    page.get_by_label(zh["leaderboard.limit"]).fill("3")
+    page.get_by_label(WORDS["zh-TW"]["leaderboard.limit"]).fill("3")
     page.locator("#eval-start").click()
     page.locator("#eval-status").get_by_text("完成").wait_for(timeout=120_000)
     assert "筆範例" in page.locator("#eval-status").inner_text()
@@ -60,22 +65,14 @@ def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_serv
     page.locator("#lb-run-title").get_by_text("執行 #").wait_for()
     page.locator("#nll-heatmap").wait_for()
     assert "顏色越深" in page.locator("#lb-heatmap").inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "leaderboard-zh-TW.png"), full_page=True)
+    _save(page, "leaderboard-zh-TW.png")
     context.close()
 
 
 def test_the_tab_in_english_keeps_its_english_labels(browser, app_server):
     _, url = app_server
     context, page = _open_tab(browser, url, "en-US")
-    zh, en = WORDS["zh-TW"], WORDS["en"]
-    page.wait_for_function(
-        f"document.querySelector('#eval-start').innerText.includes({en['leaderboard.start']!r})"
-    )
-    panel = _panel_text(page)
-    for key in LABELS:
-        assert en[key] in panel and zh[key] not in panel, key
+    _labels_in(page, "en", "zh-TW")
     page.locator("#lb-runs").wait_for()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "leaderboard-en.png"), full_page=True)
+    _save(page, "leaderboard-en.png")
     context.close()

@@ -196,17 +196,11 @@ class LeaderboardHandlers:
             adapter = None
             if adapter_name and adapter_name != NONE:
                 adapter = attach_adapter(loaded, named_path(adapters_dir(), adapter_name, "adapter"))
+            owned = self.board.as_owner(owner_of(self.ctx, request))
+            steps = {"progress": progress_callback(progress), "should_stop": flag.is_set}
             try:
                 outcomes = evaluate(
-                    loaded,
-                    dataset,
-                    template,
-                    config,
-                    pool=pool,
-                    leaderboard=self.board.as_owner(owner_of(self.ctx, request)),
-                    adapter=adapter,
-                    progress=progress_callback(progress),
-                    should_stop=flag.is_set,
+                    loaded, dataset, template, config, pool=pool, leaderboard=owned, adapter=adapter, **steps
                 )
             except Cancelled:
                 return tr(request, "leaderboard.cancelled"), dataset.name
