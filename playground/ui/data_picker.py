@@ -38,7 +38,10 @@ def build_data_picker(
     choices = ([("(none)", "")] if allow_none else []) + [(n, n) for n in names]
     value = default if default in names else ("" if allow_none else (names[0] if names else None))
     with gr.Group():
-        example_label, upload_label = labels or (f"{label}: demo set", f"{label}: or upload JSON / JSONL / CSV")
+        example_label, upload_label = labels or (
+            f"{label}: demo set",
+            f"{label}: or upload JSON / JSONL / CSV",
+        )
         example = gr.Dropdown(choices, value=value, label=example_label, elem_id=f"{elem_id}-example")
         upload = gr.File(
             label=upload_label,
