@@ -33,7 +33,7 @@ def main() -> None:
     if not args.no_preload:
         print(f"Loading {args.model} (the first start converts the embedded model, ~25 s)...", flush=True)
         ctx.models.load(args.model)
-        print(ctx.models.current.describe(), flush=True)
+        print(ctx.models.current.model_summary(), flush=True)
     demo = build_app(ctx)
     configure_queue(demo)
     demo.launch(server_name=args.host, server_port=args.port, **kwargs)

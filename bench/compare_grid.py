@@ -101,7 +101,7 @@ def main() -> int:
     precision = "int4" if args.int4 else args.precision
     loaded = load_model(model, LoadOptions(precision=precision))
     cuda = loaded.device != "cpu"
-    print(f"loaded {loaded.describe()}", flush=True)
+    print(f"loaded {loaded.model_summary()}", flush=True)
     for note in loaded.notes:
         print(f"  note: {note}", flush=True)
     label = "int4 tinygemm" if precision == "int4" else f"{loaded.dtype}, precision {precision}"

@@ -263,7 +263,7 @@ def main() -> int:
                 torch.cuda.reset_peak_memory_stats()
             loaded = load_model(str(folder), LoadOptions(precision=chosen))
             peak = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else ""
-            print(f"loaded {precision} in {time.perf_counter() - t0:.0f} s{peak}: {loaded.describe()}")
+            print(f"loaded {precision} in {time.perf_counter() - t0:.0f} s{peak}: {loaded.model_summary()}")
             for note in loaded.notes:
                 print(f"  note: {note}")
             sys.stdout.flush()

@@ -215,7 +215,7 @@ def trainer_side(args: argparse.Namespace, data: Path, work: Path) -> dict:
     )
 
     from playground.models import LoadOptions, load_model
-    from playground.prompts.templates import get_template
+    from playground.prompts.templates import resolve_template
     from playground.training.dataset import load_file
     from playground.training.formatting import format_example
     from playground.training.modeling import resolve_target_modules
@@ -243,7 +243,7 @@ def trainer_side(args: argparse.Namespace, data: Path, work: Path) -> dict:
         ),
     )  # fmt: skip
     tokenizer = loaded.tokenizer
-    template = get_template(args.template) if args.template else loaded.default_template
+    template = resolve_template(args.template, "", loaded.default_template)
     examples = load_file(data).examples[: args.first_n or None]
     # Same tokens as the service: [bos] + prompt + output + [eos], prompt labels -100.
     features = []

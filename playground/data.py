@@ -171,7 +171,7 @@ def read_columns(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> lis
     return _parse(path, path.name, _read_bytes(path, path.name, max_bytes))[1]
 
 
-def describe(dataset: Dataset) -> str:
+def dataset_summary(dataset: Dataset) -> str:
     """One short sentence about a loaded data set, plus its notes."""
     missing = sum(e.output is None for e in dataset.examples)
     columns = SHAPE_COLUMNS.get(dataset.shape)

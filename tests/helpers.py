@@ -36,3 +36,20 @@ def generate_reference(loaded: Any, ids: Any, settings: Any) -> list[int]:
             pad_token_id=loaded.tokenizer.pad_token_id,
         )
     return out[0, ids.shape[1] :].tolist()
+
+
+def save_random_lora(model_path: Any, folder: Any, scale: float = 5.0) -> None:
+    """A LoRA adapter of the model at `model_path` with random weights large enough to move its
+    numbers visibly, saved (peft files only) into `folder`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from playground.models import LoadOptions, load_model
+
+    base = load_model(str(model_path), LoadOptions(precision="fp32"))
+    lora = get_peft_model(base.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, scale)
+    lora.save_pretrained(folder)

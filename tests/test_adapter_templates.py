@@ -10,7 +10,13 @@ from playground.generation.adapter_compare import ColumnPrompts, compare_adapter
 from playground.generation.compare import RowRequest, generate_rows
 from playground.generation.stops import cut_at_stop
 from playground.models import LoadOptions, load_model
-from playground.prompts.templates import TEMPLATES, PromptTemplate, adapter_template, training_template
+from playground.prompts.templates import (
+    TEMPLATES,
+    PromptTemplate,
+    adapter_template,
+    resolve_template,
+    training_template,
+)
 from playground.ui.compare_adapters import column_widths
 
 
@@ -22,6 +28,25 @@ def test_training_template_rule():
     assert adapter_template({"template": "taiwan-llama", "system": "S"}, default).system == "S"
     assert adapter_template({}, default) is default
     assert adapter_template({"template": "Q: {instruction}\nA:"}, default).stop_strings == ("Q:",)
+    # A saved setting may ask for no system text; a blank box (below) keeps the template's own.
+    assert training_template("taiwan-llama", "", default).system == ""
+
+
+def test_resolve_template_rule():
+    default = PromptTemplate("model", "M: {instruction}", system="own")
+    assert resolve_template("chat", "", default) is default
+    assert resolve_template(None, "", default) is default
+    assert resolve_template("chat", "ignored", None) == TEMPLATES["chat"]  # no model: the chat template
+    assert resolve_template("chat", "", default, "  ").system == "own"
+    assert resolve_template("chat", "", default, "mine") == PromptTemplate(
+        "model", "M: {instruction}", "mine"
+    )
+    assert resolve_template("alpaca", "", default) == TEMPLATES["alpaca"]
+    assert resolve_template("taiwan-llama", "", default, "").system == TEMPLATES["taiwan-llama"].system
+    custom = resolve_template("custom", "Q: {instruction}\nA:", default, "S")
+    assert (custom.name, custom.text, custom.system) == ("custom", "Q: {instruction}\nA:", "S")
+    with pytest.raises(PlaygroundError, match="custom template"):
+        resolve_template("custom", "   ", default)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from playground.data import (
     MAX_FIELD_CHARS,
     ColumnMapping,
     dataset_sha256,
-    describe,
+    dataset_summary,
     list_examples,
     load_dataset,
     read_columns,
@@ -174,7 +174,7 @@ def test_skipped_rows_and_empty_outputs_are_noted(tmp_path):
     ds = load_dataset(write_json(tmp_path / "gaps.json", rows))
     assert [e.id for e in ds.examples] == ["1", "3"]  # ids keep the file's row numbers
     assert ds.examples[1].output is None
-    text = describe(ds)
+    text = dataset_summary(ds)
     assert "2 rows skipped" in text and "rows 2, 4" in text
     assert (
         "1 row without an output" in text
@@ -182,9 +182,9 @@ def test_skipped_rows_and_empty_outputs_are_noted(tmp_path):
     )
 
 
-def test_describe_sentence(tmp_path):
+def test_dataset_summary_sentence(tmp_path):
     ds = load_dataset(write_json(tmp_path / "d.json", [{"instruction": "i", "input": "", "output": "o"}] * 2))
-    assert describe(ds).startswith(
+    assert dataset_summary(ds).startswith(
         "d.json: 2 rows, columns instruction, input, output (the Alpaca format); 0 without output."
     )
 
@@ -199,7 +199,7 @@ def test_column_mapping_overrides_detection(tmp_path):
     assert ds.shape == "custom"
     ex = ds.examples[0]
     assert (ex.id, ex.instruction, ex.input, ex.output) == ("x", "Q?", "ctx", "A")
-    assert "instruction = question" in describe(ds)
+    assert "instruction = question" in dataset_summary(ds)
 
     # A mapping also wins over a shape that would have been detected.
     alpaca = write_json(tmp_path / "al.json", [{"instruction": "i", "input": "n", "output": "o"}])
@@ -290,9 +290,9 @@ def test_tang_homework_files(shared_dir):
     folder = shared_dir / TANG
     train = load_dataset(folder / "Tang_training_data.json", require_outputs=True)
     assert train.shape == "alpaca" and len(train) == 5001
-    assert "5001 rows, columns instruction, input, output" in describe(
+    assert "5001 rows, columns instruction, input, output" in dataset_summary(
         train
-    ) and "0 without output" in describe(train)
+    ) and "0 without output" in dataset_summary(train)
 
     bare = load_dataset(folder / "Tang_testing_data.json")
     assert len(bare) == 15 and not bare.has_outputs
@@ -441,7 +441,7 @@ def test_duplicate_ids(tmp_path):
 def test_all_empty_outputs(tmp_path):
     path = write_csv(tmp_path / "noans.csv", ["instruction", "output"], [["a", ""], ["b", ""]])
     ds = load_dataset(path)
-    assert all(e.output is None for e in ds.examples) and "2 without output" in describe(ds)
+    assert all(e.output is None for e in ds.examples) and "2 without output" in dataset_summary(ds)
     message = load_error(path, require_outputs=True)
     assert "noans.csv" in message and "'output'" in message and "empty in every row" in message
     no_column = write_json(tmp_path / "nocol.json", [{"instruction": "a"}])

@@ -152,18 +152,10 @@ def test_cli_json_last_line(tiny_llama, tmp_path):
 
 
 def test_base_run_ignores_an_adapter_left_active_and_adapter_run_uses_it(tiny_llama, tmp_path):
-    import torch
-    from peft import LoraConfig, get_peft_model
-
     from playground.models.adapters import attach_adapter
+    from tests.helpers import save_random_lora
 
-    base_model = load_model(str(tiny_llama), LoadOptions(precision="fp32"))
-    lora = get_peft_model(base_model.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, p in lora.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 5.0)  # large enough to move the numbers visibly
-    lora.save_pretrained(tmp_path / "ad")
+    save_random_lora(tiny_llama, tmp_path / "ad")
     loaded = load_model(str(tiny_llama), LoadOptions(precision="fp32"))
     data = load_dataset(EXAMPLES / "classical_chinese_test.json")
     config = EvalConfig(limit=3)

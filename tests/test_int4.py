@@ -128,8 +128,8 @@ def test_load_int4_on_cpu(int4_loaded, llama128):
     assert sum(isinstance(m, Int4Linear) for m in loaded.model.modules()) == 14
     full = load_model(str(llama128), LoadOptions(precision="fp32"))
     count = sum(p.numel() for p in full.model.parameters())
-    assert f"{count / 1e6:,.0f}M parameters" in loaded.describe()
-    assert "int4" in loaded.describe()
+    assert f"{count / 1e6:,.0f}M parameters" in loaded.model_summary()
+    assert "int4" in loaded.model_summary()
 
 
 def test_int4_greedy_generation_and_fast_loops(int4_loaded):

@@ -19,8 +19,9 @@ from playground.generation.settings import GREEDY
 from playground.leaderboard import Leaderboard
 from playground.models import LoadOptions, load_model
 from playground.models.adapters import attach_adapter
+from playground.number_lists import parse_number_list
 from playground.prompts.fewshot import SELECTIONS, FewShotConfig, strategy_name
-from playground.prompts.templates import PromptTemplate, get_template
+from playground.prompts.templates import resolve_template
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,17 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
 
 
-def _template(args: argparse.Namespace) -> PromptTemplate:
-    if args.template is None:
-        return get_template("chat", args.system)
-    return get_template(args.template, args.system)
-
-
 def main(args: argparse.Namespace) -> int:
     try:
-        seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip())
-    except ValueError:
-        print(f"error: --seeds takes whole numbers separated by commas, not {args.seeds!r}", file=sys.stderr)
+        seeds = tuple(parse_number_list(args.seeds, "--seeds"))
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         dataset = load_dataset(args.data, references=args.references)
@@ -76,11 +71,7 @@ def main(args: argparse.Namespace) -> int:
             decoding=GREEDY.with_(max_new_tokens=args.max_new_tokens),
         ).validate()
         loaded = load_model(args.model, LoadOptions(precision=args.precision))
-        template = _template(args)
-        if args.template is None:
-            template = PromptTemplate(
-                loaded.default_template.name, loaded.default_template.text, args.system or ""
-            )
+        template = resolve_template(args.template, "", loaded.default_template, args.system)
         adapter = attach_adapter(loaded, args.adapter) if args.adapter else None
         board = None if args.no_store else Leaderboard()
         bar = tqdm(total=1000, desc="evaluating", file=sys.stderr, disable=None)

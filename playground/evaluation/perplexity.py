@@ -10,7 +10,6 @@ before the previous one's numbers are read back.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from transformers.cache_utils import Cache, DynamicLayer
 
 from playground.errors import Cancelled, PlaygroundError
+from playground.models.unwrap import base_model, pad_id, takes_logits_to_keep
 
 # float32 rows of log-softmax materialised at once, in elements (256 MiB).
 _SOFTMAX_BUDGET = 1 << 26
@@ -122,9 +122,9 @@ def perplexity(
     encoded = _encode(tokenizer, pairs, max_length)
     # Longest first: if a batch does not fit in memory, the first one fails, not the last.
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
-    pad_id = next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
+    pad = pad_id(tokenizer)
     # A PEFT wrapper takes **kwargs and hands logits_to_keep on to the model it wraps.
-    keep_logits = "logits_to_keep" in inspect.signature(_inner(model).forward).parameters
+    keep_logits = takes_logits_to_keep(model)
     device = _device(model)
     scored: list[ScoredExample | None] = [None] * len(encoded)
 
@@ -146,9 +146,7 @@ def perplexity(
             if should_stop is not None and should_stop():
                 raise Cancelled()
             batch = order[start : start + batch_size]
-            nll = _batch_nll(
-                model, [encoded[i] for i in batch], pad_id, device, keep_logits, batch_size, prefix
-            )
+            nll = _batch_nll(model, [encoded[i] for i in batch], pad, device, keep_logits, batch_size, prefix)
             # This batch is queued on the device before the previous one's numbers are read back
             # (a host sync) and turned into tokens on the CPU, so the two overlap.
             if pending is not None:
@@ -209,7 +207,7 @@ def _shared_prefix(
     length = min(len(os.path.commonprefix([e.input_ids for e in encoded])), limit)
     if length < _MIN_SHARED_PREFIX:
         return None
-    window = getattr(_inner(model).config, "sliding_window", None)
+    window = getattr(base_model(model).config, "sliding_window", None)
     if window and max(len(e.input_ids) for e in encoded) > int(window):
         return None  # beyond the window the cache keeps only its tail
     ids = torch.tensor([encoded[0].input_ids[:length]], device=device)
@@ -373,10 +371,6 @@ def _summarize(scored: Sequence[ScoredExample | None]) -> PerplexityResult:
         n_tokens=n_tokens,
         examples=examples,
     )
-
-
-def _inner(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _is_seq2seq(model: Any) -> bool:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from playground.errors import Cancelled
 from playground.evaluation.perplexity import PerplexityResult, ScoredExample, _summarize, _token_texts
+from playground.models.unwrap import pad_id
 
 
 def _encode(tokenizer: Any, prompt: str, output: str, max_length: int) -> tuple[list[int], list[int]]:
@@ -36,7 +37,7 @@ def seq2seq_perplexity(
 ) -> PerplexityResult:
     encoded = [_encode(tokenizer, p, o, max_length) for p, o in pairs]
     order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     device = next(model.parameters()).device
     scored: list[ScoredExample | None] = [None] * len(pairs)
     with torch.inference_mode():

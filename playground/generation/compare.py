@@ -36,6 +36,7 @@ from playground.generation.stops import cut_at_stop
 from playground.generation.stream import decode_new, encode_prompt, seed_everything
 from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
+from playground.models.unwrap import pad_id
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,12 @@ class _StopFlag(StoppingCriteria):
         return torch.full((input_ids.shape[0],), stopped, dtype=torch.bool, device=input_ids.device)
 
 
-def _pad_id(tok: Any) -> int:
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    return int(pad if pad is not None else 0)
-
-
 def _encode_left(loaded: LoadedModel, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Left-padded ids and mask; each prompt encoded exactly as a single-prompt run encodes it."""
     rows = [encode_prompt(loaded, p)["input_ids"][0] for p in prompts]
     width = max(len(r) for r in rows)
     device = rows[0].device
-    ids = torch.full((len(rows), width), _pad_id(loaded.tokenizer), dtype=torch.long, device=device)
+    ids = torch.full((len(rows), width), pad_id(loaded.tokenizer), dtype=torch.long, device=device)
     mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
     for i, r in enumerate(rows):
         ids[i, width - len(r) :] = r
@@ -184,7 +180,7 @@ def _generate_call(
                 attention_mask=mask,
                 **settings.generate_kwargs(),
                 stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
-                pad_token_id=_pad_id(tok),
+                pad_token_id=pad_id(tok),
             )
             eos = eos_ids(loaded.model, tok)
     except torch.cuda.OutOfMemoryError as exc:

@@ -169,7 +169,7 @@ class Ticket:
         self.request.stop.set()
 
     def status(self) -> str:
-        return self.engine.describe(self)
+        return self.engine.ticket_status(self)
 
 
 @dataclass(eq=False)
@@ -326,7 +326,7 @@ class Engine:
             order = self._admission_order()
             return order.index(ticket) + 1 if ticket in order else None
 
-    def describe(self, ticket: Ticket) -> str:
+    def ticket_status(self, ticket: Ticket) -> str:
         """What a user sees: 'generating with N others' or their place in the queue."""
         if ticket.state == "running":
             others = len(self._rows) - 1

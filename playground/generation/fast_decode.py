@@ -29,6 +29,7 @@ import torch
 from playground.generation.engine import eos_ids  # noqa: F401 - callers import it from here too
 from playground.generation.sampler import RowSampling, sample_next_token
 from playground.generation.settings import DecodingSettings, generation_config_option
+from playground.models.unwrap import base_model, takes_logits_to_keep
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def rows_unsupported_reason(
 def _model_reason(
     model: Any, device: torch.device, needed: int, require_cuda: bool, options: tuple[str, ...]
 ) -> str | None:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     config = base.config
     if getattr(config, "is_encoder_decoder", False):
         return "encoder-decoder model"
@@ -159,7 +160,7 @@ class _Runner:
         self.fuse = fuse
         self.fused = False
         self.lock = threading.Lock()
-        n_layers = len(_layer_types(_base(model).config))
+        n_layers = len(_layer_types(base_model(model).config))
         # Plain static layers for sliding-window models too: unsupported_reason keeps the cache
         # within the window, where the two are the same and the plain one is graph-safe.
         self.cache = Cache(layers=[StaticLayer(max_cache_len=max_len) for _ in range(n_layers)])
@@ -170,7 +171,7 @@ class _Runner:
 
     def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         self.cache.reset()
-        kwargs = {"logits_to_keep": 1} if _takes_logits_to_keep(self.model) else {}
+        kwargs = {"logits_to_keep": 1} if takes_logits_to_keep(self.model) else {}
         out = self.model(input_ids=input_ids, past_key_values=self.cache, use_cache=True, **kwargs)
         return out.logits[:, -1, :]
 
@@ -269,7 +270,7 @@ def _fused_ops(model: Any) -> Iterator[None]:
     norms = [
         m for m in model.modules() if type(m).__name__ in _FUSABLE_NORMS and hasattr(m, "variance_epsilon")
     ]
-    module = sys.modules.get(type(_base(model)).__module__)
+    module = sys.modules.get(type(base_model(model)).__module__)
     family = module.__name__.split(".")[-2] if module is not None and "." in module.__name__ else ""
     patch_rotary = family in _FUSABLE_MODULES and hasattr(module, "apply_rotary_pos_emb")
     if not norms and not patch_rotary:
@@ -289,16 +290,6 @@ def _fused_ops(model: Any) -> Iterator[None]:
             del m.forward
         if patch_rotary:
             module.apply_rotary_pos_emb = original_rotary
-
-
-def _base(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def _takes_logits_to_keep(model: Any) -> bool:
-    import inspect
-
-    return "logits_to_keep" in inspect.signature(_base(model).forward).parameters
 
 
 def _signature(model: Any) -> tuple:
@@ -353,7 +344,7 @@ def _runner_for(
 def _cache_length(needed: int, model: Any, config: FastDecodeConfig) -> int:
     bucket = max(1, config.cache_bucket)
     length = -(-needed // bucket) * bucket
-    base_config = _base(model).config
+    base_config = base_model(model).config
     for limit in (
         getattr(base_config, "sliding_window", None),
         getattr(base_config, "max_position_embeddings", None),

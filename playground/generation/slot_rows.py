@@ -34,6 +34,7 @@ from playground.generation.fast_decode import (
     _model_reason,
 )
 from playground.generation.slot_cache import SlotCache
+from playground.models.unwrap import base_model
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def slot_reason(model: Any, choice: str = "auto") -> str | None:
     reason = _model_reason(model, model.device, 0, choice != "slots", ())
     if reason is not None:
         return reason
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if any(t != "full_attention" for t in _layer_types(base.config)):
         return "the model has sliding-window attention layers"
     attention = getattr(base.config, "_attn_implementation", None)

@@ -165,7 +165,7 @@ class Int4Summary:
     kernel_error: float | None = None  # first layer: kernel vs its dequantized weights (relative)
     quantization_error: float | None = None  # first layer: dequantized vs original weights (relative)
 
-    def describe(self) -> str:
+    def quantization_report(self) -> str:
         line = f"{self.quantized} layers int4"
         if self.skipped:
             line += f", {len(self.skipped)} left as they were ({', '.join(self.skipped[:3])}...)"

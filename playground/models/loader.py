@@ -63,7 +63,7 @@ class LoadedModel:
     adapters: dict[str, str] = field(default_factory=dict)  # name -> folder, attached with peft
     requested: str = ""  # what the user typed: loading it again gives the same model
 
-    def describe(self) -> str:
+    def model_summary(self) -> str:
         from playground.models.int4 import int4_parameter_count
 
         quant = f", {self.quantization}" if self.quantization else ""
@@ -383,7 +383,7 @@ def load_model(
                 )
             summary = quantize_model_int4(model, device=device, dtype=getattr(torch, dtype_name))
             if summary.skipped:
-                notes.append(f"int4: {summary.describe()}.")
+                notes.append(f"int4: {summary.quantization_report()}.")
     except ModelLoadError:
         raise
     except Int4Error as exc:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from playground.errors import PlaygroundError
+
 PLACEHOLDERS = ("{system}", "{instruction}", "{input}")
 
 
@@ -111,13 +113,10 @@ def render_chat(messages: list[dict[str, str]], system: str, tokenizer: Any) -> 
 def training_template(template: str, system: str | None, model_default: PromptTemplate) -> PromptTemplate:
     """The template a training job formats with (and so the one to use its adapter with).
 
-    `template` and `system` are the job's settings ("" = the model's default template).
+    `template` and `system` are the job's settings ("" = the model's default template). A saved
+    setting, unlike a text box, may ask for no system text at all, so "" replaces the template's own.
     """
-    if template:
-        return get_template(template, system)
-    if system is not None:
-        return PromptTemplate(model_default.name, model_default.text, system, model_default.notes)
-    return model_default
+    return _chosen_template(template or "chat", "", model_default, system)
 
 
 def adapter_template(settings: Mapping[str, Any], model_default: PromptTemplate) -> PromptTemplate:
@@ -180,6 +179,35 @@ def get_template(name_or_text: str | None, system: str | None = None) -> PromptT
         base = TEMPLATES[name_or_text]
     else:
         base = PromptTemplate("custom", name_or_text)
-    if system is not None:
-        return PromptTemplate(base.name, base.text, system, base.notes)
-    return base
+    return _with_system(base, system)
+
+
+def _with_system(base: PromptTemplate, system: str | None) -> PromptTemplate:
+    return base if system is None else PromptTemplate(base.name, base.text, system, base.notes)
+
+
+def resolve_template(
+    name: str | None,
+    custom_text: str = "",
+    model_default: PromptTemplate | None = None,
+    system: str | None = None,
+) -> PromptTemplate:
+    """The template a page or command-line choice names.
+
+    "chat" (or nothing) is the loaded model's default template (`model_default`; the tokenizer's
+    chat template when no model is given), "custom" is `custom_text`, anything else a named
+    template or raw template text. `system` is what the user typed: blank keeps the template's own.
+    """
+    return _chosen_template(name, custom_text, model_default, system if system and system.strip() else None)
+
+
+def _chosen_template(
+    name: str | None, custom_text: str, model_default: PromptTemplate | None, system: str | None
+) -> PromptTemplate:
+    if name == "custom":
+        if not custom_text.strip():
+            raise PlaygroundError("Type the custom template, with {instruction} (and {input}) placeholders.")
+        return get_template(custom_text, system)
+    if not name or name == "chat":
+        return _with_system(model_default or TEMPLATES["chat"], system)
+    return get_template(name, system)

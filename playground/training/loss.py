@@ -10,15 +10,11 @@ the decoder input is the labels shifted right, as the model itself builds it.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
+from playground.models.unwrap import base_model, takes_logits_to_keep
+
 IGNORE = -100
-
-
-def _accepts_logits_to_keep(model: Any) -> bool:
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 def is_seq2seq(model: Any) -> bool:
@@ -50,7 +46,7 @@ def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
         kwargs["position_ids"] = batch["position_ids"].to(device)
     else:
         kwargs["attention_mask"] = batch["attention_mask"].to(device)
-    if n_trained and _accepts_logits_to_keep(model):
+    if n_trained and takes_logits_to_keep(model):
         if "position_ids" in batch and labels.shape[0] == 1:
             # Trained positions lie scattered along a packed row: keep exactly those.
             keep = trained[0].nonzero().squeeze(1)
@@ -78,7 +74,7 @@ def _seq2seq_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
 
     device = next(model.parameters()).device
     labels = batch["labels"].to(device)
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     # Passing labels makes the model compute a mean loss of its own too; its decoder input is enough.
     if hasattr(inner, "prepare_decoder_input_ids_from_labels"):
         decoder = {"decoder_input_ids": inner.prepare_decoder_input_ids_from_labels(labels=labels)}

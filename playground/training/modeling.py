@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.errors import PlaygroundError
+from playground.models.unwrap import base_model
 from playground.prompts.templates import PromptTemplate
 from playground.training.config import TrainingConfig
 
@@ -301,7 +302,7 @@ def choose_kept_layers(model: Any, config: TrainingConfig, device: str) -> tuple
         return 0, 0
     gpu = next(p for p in model.parameters() if p.is_cuda).device
     free, total = torch.cuda.mem_get_info(gpu)
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     margin = 0.1 * total + 2 * 2**30 + tokens * inner.config.vocab_size * 12
     return fused_layers.kept_layers_for(model, free - margin, tokens)
 
@@ -324,7 +325,7 @@ def compile_layers(model: Any) -> int:
     """Compile each decoder layer (LoRA included): one graph serves them all, and it fuses the
     norms, rotary and activation ops that otherwise cost a kernel launch each from Python.
     Gradient checkpointing stays outside, around the compiled call. Returns how many were compiled."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     layers = getattr(getattr(inner, "model", None), "layers", None)
     if layers is None:
         return 0

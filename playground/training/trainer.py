@@ -17,6 +17,7 @@ from typing import Any
 
 from playground.data_types import Example
 from playground.errors import PlaygroundError
+from playground.models.unwrap import pad_id
 from playground.prompts.templates import PromptTemplate, training_template
 from playground.training.adapters import read_adapter, resolve_adapter, save_adapter
 from playground.training.checkpoints import (
@@ -203,7 +204,7 @@ class Trainer:
             train=train,
             eval=[self._format(e, tokenizer, template, base.seq2seq) for e in data.eval],
             pairs=[(build_prompt(e, template, cfg.loss_mode, tokenizer), e.output or "") for e in data.eval],
-            pad_id=next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None),
+            pad_id=pad_id(tokenizer),
             plan=plan,
             order=DataOrder(plan),
             params=params,

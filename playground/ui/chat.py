@@ -16,7 +16,7 @@ from playground.generation import DecodingSettings, stream_generate
 from playground.generation.model_defaults import model_decoding
 from playground.generation.stops import parse_stop_lines
 from playground.limits import current_limits
-from playground.prompts.templates import TEMPLATES, PromptTemplate, default_system_text, get_template
+from playground.prompts.templates import TEMPLATES, default_system_text, resolve_template
 from playground.ui.chat_session import ChatSession, forget, session_for
 from playground.ui.common import GENERATION_EVENT, message_text, user_errors
 
@@ -78,14 +78,6 @@ def plain_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
         for m in history or []
         if m.get("role") in ("user", "assistant")
     ]
-
-
-def chat_template(loaded: Any, template_name: str, custom_text: str) -> PromptTemplate:
-    if template_name == "custom":
-        return get_template(custom_text)
-    if template_name == "chat":
-        return loaded.default_template
-    return get_template(template_name)
 
 
 def _owner(request: gr.Request | None, browser_id: str | None) -> str | None:
@@ -217,7 +209,7 @@ def build_chat_tab(ctx: AppContext, chat_adapter: gr.State | None = None) -> Non
         """Stream one answer: to the last user message, or more of the last answer (Continue)."""
         temp, tp, tk, mp, typ, mx, rp, sd, extra, session_key = values
         stop_flag = session.new_stop()
-        template_obj = chat_template(loaded, template_name, custom_text)
+        template_obj = resolve_template(template_name, custom_text, loaded.default_template)
         settings = with_drawn_seed(
             decoding_from_ui(
                 temp, tp, tk, mx, rp, sd, mp, typ, template_obj.stop_strings + parse_stop_lines(extra)

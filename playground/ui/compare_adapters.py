@@ -22,10 +22,11 @@ from playground.generation.adapter_compare import (
 from playground.generation.settings import PRESETS
 from playground.models.adapters import read_adapter
 from playground.names import named_path
+from playground.number_lists import list_items
 from playground.paths import adapters_dir
 from playground.prompts.templates import PromptTemplate, adapter_template
 from playground.ui.common import on_tab_shown, user_errors
-from playground.ui.compare_decoding import describe
+from playground.ui.compare_decoding import decoding_label
 from playground.ui.compare_shared import (
     SharedControls,
     new_stop_flag,
@@ -44,7 +45,7 @@ def parse_rows(text: str, n_rows: int) -> list[int]:
     if not (text or "").strip():
         return list(range(n_rows))
     picked: list[int] = []
-    for part in re.split(r"[,\s]+", text.strip()):
+    for part in list_items(text):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not match:
             raise PlaygroundError(f"Rows: {part!r} is not a row number or a range like 3-7.")
@@ -178,9 +179,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
                 column_prompts=per_column,
             )
         times = ", ".join(f"{c} {s:.1f} s" for c, s in zip(table.columns, table.seconds))
-        note = (
-            f"{len(table.rows)} prompts · {describe(table.settings)} · seed {table.settings.seed} · {times}"
-        )
+        note = f"{len(table.rows)} prompts · {decoding_label(table.settings)} · seed {table.settings.seed} · {times}"
         if table.templates:
             note += " · templates: " + ", ".join(f"{c} {t}" for c, t in zip(table.columns, table.templates))
         return _table_view(table), note, table

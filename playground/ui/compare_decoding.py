@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import gradio as gr
@@ -19,6 +18,7 @@ from playground.generation.compare import (
     sweep,
 )
 from playground.generation.settings import PRESETS, DecodingSettings
+from playground.number_lists import parse_number_list
 from playground.ui.common import GENERATION_EVENT, user_errors
 from playground.ui.compare_shared import SharedControls, new_stop_flag, on_stop, prompt_text, seed_or_none
 
@@ -92,7 +92,7 @@ def knobs_from_settings(s: DecodingSettings) -> list[Any]:
     ]
 
 
-def describe(s: DecodingSettings) -> str:
+def decoding_label(s: DecodingSettings) -> str:
     """A short label for a column: only the settings that matter in its mode."""
     if s.mode == "beam":
         parts = [f"beams {s.num_beams}", f"length penalty {s.length_penalty:g}"]
@@ -108,7 +108,7 @@ def describe(s: DecodingSettings) -> str:
 
 
 def _summary(s: DecodingSettings) -> str:
-    return f"{describe(s)} · max {s.max_new_tokens} new tokens"
+    return f"{decoding_label(s)} · max {s.max_new_tokens} new tokens"
 
 
 # ---------------------------------------------------------------- output formatting
@@ -125,7 +125,7 @@ def column_text(result: ColumnResult, n_samples: int = 1) -> str:
 def column_stats(result: ColumnResult) -> str:
     tokens = ", ".join(str(n) for n in result.new_tokens)
     parts = [
-        f"**{describe(result.settings)}**",
+        f"**{decoding_label(result.settings)}**",
         f"new tokens {tokens}",
         f"{result.seconds:.2f} s",
         f"{result.tokens_per_s:.1f} tokens/s",
@@ -173,8 +173,8 @@ def parse_values(text: str, param: str) -> list[float]:
             count = int(round((stop - start) / step)) + 1
             values = [round(start + i * step, 6) for i in range(max(count, 0))]
         else:
-            values = [float(v) for v in re.split(r"[,\s]+", text) if v]
-    except ValueError:
+            values = parse_number_list(text, param, float)
+    except (ValueError, PlaygroundError):
         raise PlaygroundError(
             f"Could not read the {param} values {text!r}: write them as 0.1, 0.5, 0.9 or as start:stop:step."
         ) from None
@@ -249,7 +249,7 @@ def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
         columns = []
         for knobs in column_knobs[: int(v[n_columns])]:
             settings = settings_from_knobs(*(v[k] for k in knobs))
-            columns.append(Column(f"{len(columns) + 1}. {describe(settings)}", settings))
+            columns.append(Column(f"{len(columns) + 1}. {decoding_label(settings)}", settings))
         flag = new_stop_flag(request)
         progress(0.05, desc=f"Generating {len(columns)} columns")
         with ctx.models.use() as loaded:

@@ -8,7 +8,7 @@ import gradio as gr
 
 from playground.errors import PlaygroundError
 from playground.models.loader import LoadedModel
-from playground.prompts.templates import PromptTemplate, get_template
+from playground.prompts.templates import PromptTemplate, resolve_template
 
 MODEL_DEFAULT = "model default"
 # The template, custom template and system prompt controls that sit above both sub-tabs.
@@ -34,13 +34,10 @@ def seed_or_none(seed: float | None) -> int | None:
 
 
 def pick_template(loaded: LoadedModel, name: str, custom: str) -> PromptTemplate:
+    """MODEL_DEFAULT is the loaded model's own template; "chat" here is the tokenizer's chat template."""
     if name == MODEL_DEFAULT:
         return loaded.default_template
-    if name == "custom":
-        if not custom.strip():
-            raise PlaygroundError("Type a custom template, with {instruction} where the prompt goes.")
-        return get_template(custom)
-    return get_template(name)
+    return resolve_template(name, custom)
 
 
 def prompt_text(

@@ -26,7 +26,7 @@ def model_status(ctx: AppContext) -> str:
     cur = ctx.models.current
     if cur is None:
         return "**No model loaded.** Pick one and press Load."
-    lines = [f"**Loaded:** {cur.describe()}"]
+    lines = [f"**Loaded:** {cur.model_summary()}"]
     lines += [f"- {note}" for note in cur.notes]
     if cur.device == "cuda":
         import torch

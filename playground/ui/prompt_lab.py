@@ -10,12 +10,13 @@ from typing import Any
 import gradio as gr
 
 from playground.context import AppContext
-from playground.data import describe
+from playground.data import dataset_summary
 from playground.data_types import Dataset
 from playground.errors import PlaygroundError
 from playground.evaluation.runner import METRIC_GROUPS, EvalConfig
 from playground.evaluation.sweep import run_sweep
 from playground.generation import GREEDY, stream_generate
+from playground.number_lists import parse_number_list
 from playground.prompts.fewshot import FewShotConfig, list_recipes
 from playground.prompts.templates import TEMPLATES
 from playground.ui.common import GENERATION_EVENT, cancel_on_close, progress_callback, user_errors
@@ -27,7 +28,6 @@ from playground.ui.prompt_lab_parts import (
     id_choices,
     matching_train,
     model_line,
-    parse_ints,
     pool_frame,
     query_choices,
     query_line,
@@ -88,7 +88,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
                     height=UPLOAD_HEIGHT,
                     elem_id="lab-refs",
                 )
-                test_info = gr.Markdown(describe(test0) if test0 else "", elem_id="lab-test-info")
+                test_info = gr.Markdown(dataset_summary(test0) if test0 else "", elem_id="lab-test-info")
                 train_set = build_data_picker(
                     "Examples from", default_train, elem_id="lab-train", allow_none=True
                 )
@@ -295,7 +295,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
         return (
             test,
             gr.update(choices=query_choices(test), value=0 if test else None),
-            describe(test) if test else "",
+            dataset_summary(test) if test else "",
             gr.update(value=train) if train else gr.update(),
         )
 
@@ -374,11 +374,11 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
             raise PlaygroundError("Tick at least one metric.")
         if c.selection == "manual" and not c.manual_ids:
             raise PlaygroundError("Pick the examples by hand first (or choose another selection).")
-        k_values = parse_ints(ks_text, "k values") or [c.k]
+        k_values = parse_number_list(ks_text, "k values") or [c.k]
         base = EvalConfig(
             metrics=tuple(metric_names),
             fewshot=c.fewshot(),
-            seeds=tuple(parse_ints(seeds_text, "Seeds")) or (0,),
+            seeds=tuple(parse_number_list(seeds_text, "Seeds")) or (0,),
             limit=int(limit_n) if limit_n else None,
             decoding=GREEDY.with_(max_new_tokens=int(new_tokens)),
         ).validate()

@@ -9,8 +9,7 @@ from playground.errors import PlaygroundError
 from playground.identity import SYSTEM, Owner
 from playground.models.loader import LoadedModel
 from playground.prompts.fewshot import FewShotConfig, load_recipe, save_recipe
-from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template
-from playground.ui.leaderboard import resolve_template
+from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template, resolve_template
 
 
 @dataclass
@@ -64,10 +63,8 @@ class LabControls:
 
     def resolve(self, loaded: LoadedModel | None) -> PromptTemplate:
         """The template to render with; without a model the chat template is written as plain text."""
-        if self.template == "chat":
-            base = loaded.default_template if loaded is not None else TEMPLATES["chat"]
-            return PromptTemplate(base.name, base.text, self.system if self.system.strip() else base.system)
-        return resolve_template(self.template, self.custom, self.system, loaded)
+        model_default = loaded.default_template if loaded is not None else None
+        return resolve_template(self.template, self.custom, model_default, self.system)
 
     def recipe_template(self) -> PromptTemplate:
         """What a recipe stores: the choice itself, not the loaded model's version of "chat"."""

@@ -18,15 +18,6 @@ from playground.prompts.fewshot import BM25, FewShotBuilder, FewShotConfig, sele
 from playground.prompts.templates import PromptTemplate
 from playground.ui.prompt_lab_controls import LabControls
 
-
-def parse_ints(text: str | None, what: str) -> list[int]:
-    parts = [p for p in str(text or "").replace(",", " ").split() if p]
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise PlaygroundError(f"{what} must be whole numbers separated by commas, not {text!r}.") from None
-
-
 # --------------------------------------------------------------------------- data
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from playground.models.unwrap import base_model
+
 SUPPORTED_TYPES = ("llama", "mistral")
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
 
@@ -203,7 +205,7 @@ def layer_parts(layer: Any, config: Any) -> LayerParts | None:
 
 def decoder_layers(model: Any) -> tuple[Any, list[Any]]:
     """The transformers model inside a peft wrapper, and its decoder layers ([] if it has none)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     return inner, list(getattr(getattr(inner, "model", None), "layers", None) or [])
 
 

@@ -13,7 +13,7 @@ from playground.errors import PlaygroundError
 from playground.evaluation.runner import EvalConfig, evaluate
 from playground.models.adapters import attach_adapter
 from playground.models.sources import check_model_source
-from playground.prompts.templates import adapter_template
+from playground.prompts.templates import adapter_template, training_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.presets import preset_values
 from playground.training.progress import TrainingProgress
@@ -115,7 +115,7 @@ class TrainingHandlers:
             formatted = format_example(
                 prepared.train[0],
                 loaded.tokenizer,
-                config.template or loaded.default_template,
+                training_template(config.template, config.system, loaded.default_template),
                 config.loss_mode,
                 config.max_length,
                 seq2seq=loaded.is_seq2seq,
