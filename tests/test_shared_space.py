@@ -333,22 +333,23 @@ def test_one_sessions_adapter_pick_does_not_change_anothers_chat(tmp_path, tiny_
     ctx = AppContext(deployment=SHARED_LOGIN)
     ctx.models.load(str(tiny_llama), LoadOptions(precision="fp32"))
     _lora(AutoModelForCausalLM.from_pretrained(tiny_llama), adapters_dir() / "poems", str(tiny_llama))
-    from playground.ui import chat as chat_ui
+    from playground.ui.chat import turn as chat_turn
 
     used: list[str | None] = []
-    plain_stream = chat_ui.stream_generate
+    plain_stream = chat_turn.stream_generate
 
     def recording_stream(loaded, prompt, settings, stop=None, adapter=None, *args, **kwargs):
         used.append(adapter)  # the adapter each request generates with, which the engine applies per row
         yield from plain_stream(loaded, prompt, settings, stop, adapter, *args, **kwargs)
 
-    monkeypatch.setattr(chat_ui, "stream_generate", recording_stream)
+    monkeypatch.setattr(chat_turn, "stream_generate", recording_stream)
     demo = build_app(ctx)
     fns = handlers_of(demo)
     status, picked = fns["on_adapter"]("poems")
     assert picked == "poems" and not hasattr(ctx, "chat_adapter")
     history = [{"role": "user", "content": "hi"}]
-    settings = ["", "plain", "", 0, 0.9, 50, 4, 1.0, 0]
+    # mode, system, template, custom, temperature, top-p, top-k, min-p, typical-p, max new, rep, seed, stops
+    settings = [chat_turn.ANSWER, "", "plain", "", 0, 0.9, 50, 0.0, 1.0, 4, 1.0, 0, ""]
     list(fns["respond"](history, *settings, None, request(session="B")))
     list(fns["respond"](history, *settings, picked, request(session="A")))
     assert used[-2:] == [None, "poems"]
