@@ -11,7 +11,7 @@ from playground import chat_history as ch
 from playground.errors import PlaygroundError
 from playground.generation.model_defaults import CHAT_DEFAULT, model_decoding
 from playground.paths import data_dir
-from playground.ui.chat_session import ChatSession, forget, session_for
+from playground.ui.chat.session import ChatSession, forget, session_for
 
 TURNS = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 

@@ -45,6 +45,12 @@ class LoadOptions:
             raise ModelLoadError(f"Unknown device {self.device!r}; choose one of {', '.join(DEVICES)}.")
 
 
+DESCRIPTION = (
+    "{name} on {device} ({precision}), {parameters}M parameters, context {context} tokens, "
+    "loaded in {seconds} s"
+)
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -63,15 +69,23 @@ class LoadedModel:
     adapters: dict[str, str] = field(default_factory=dict)  # name -> folder, attached with peft
     requested: str = ""  # what the user typed: loading it again gives the same model
 
-    def model_summary(self) -> str:
+    def summary(self) -> dict[str, str]:
+        """What `model_summary` says, as values a page can put into its own language's sentence."""
         from playground.models.int4 import int4_parameter_count
 
         quant = f", {self.quantization}" if self.quantization else ""
         n = sum(p.numel() for p in self.model.parameters()) + int4_parameter_count(self.model)
-        return (
-            f"{self.name} on {self.device} ({self.dtype}{quant}), {n / 1e6:,.0f}M parameters, "
-            f"context {self.context_length} tokens, loaded in {self.load_seconds:.1f} s"
-        )
+        return {
+            "name": self.name,
+            "device": str(self.device),
+            "precision": f"{self.dtype}{quant}",
+            "parameters": f"{n / 1e6:,.0f}",
+            "context": str(self.context_length),
+            "seconds": f"{self.load_seconds:.1f}",
+        }
+
+    def model_summary(self) -> str:
+        return DESCRIPTION.format(**self.summary())
 
 
 @functools.cache

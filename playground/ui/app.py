@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -16,7 +17,7 @@ from playground.paths import exports_dir
 from playground.ui.chat import build_chat_tab
 from playground.ui.compare import build_compare_tab
 from playground.ui.fair_queue import install_fair_queue
-from playground.ui.i18n import I18N, t
+from playground.ui.i18n import I18N, LANGUAGES, t, text
 from playground.ui.i18n.language import SWITCH_SCRIPT, LanguageMiddleware, switch_html
 from playground.ui.leaderboard import build_leaderboard_tab
 from playground.ui.login_guard import LoginGuard
@@ -31,13 +32,13 @@ footer { display: none !important; }
 .language-switch { text-align: right; font-size: 0.9em; }
 """
 
-# (tab label, tab id, builder). Each builder lays out one tab inside an open gr.Tab.
+# (tab label's catalogue key, tab id, builder). Each builder lays out one tab inside an open gr.Tab.
 TABS: list[tuple[str, str, Callable[[AppContext], None]]] = [
-    ("Chat", "chat", build_chat_tab),
-    ("Prompt lab", "prompt-lab", build_prompt_lab_tab),
-    ("Side by side", "compare", build_compare_tab),
-    ("Training", "training", build_training_tab),
-    ("Leaderboard", "leaderboard", build_leaderboard_tab),
+    ("app.tab.chat", "chat", build_chat_tab),
+    ("app.tab.prompt_lab", "prompt-lab", build_prompt_lab_tab),
+    ("app.tab.compare", "compare", build_compare_tab),
+    ("app.tab.training", "training", build_training_tab),
+    ("app.tab.leaderboard", "leaderboard", build_leaderboard_tab),
 ]
 
 
@@ -51,7 +52,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         bar = build_model_bar(ctx)
         with gr.Tabs():
             for label, tab_id, build in TABS:
-                with gr.Tab(label, id=tab_id):
+                with gr.Tab(t(label), id=tab_id):
                     if build is build_chat_tab:
                         build_chat_tab(ctx, bar.chat_adapter)
                     else:
@@ -59,18 +60,17 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     return demo
 
 
-def deployment_note(deployment: Deployment) -> str:
+def deployment_note(deployment: Deployment) -> Any:
     if not deployment.shared:
-        return (
-            "_Single-user playground: no login, reachable from this machine only. To share it, set "
-            'PLAYGROUND_AUTH (see the README\'s "Sharing it")._'
-        )
+        return t("app.deployment.single")
     if not deployment.login:
-        return (
-            "_Shared without login: your browser tab owns what you create here, and models cannot be "
-            "switched. Set PLAYGROUND_AUTH for named accounts._"
-        )
-    return "_Shared playground: you see everyone's results; you change only what you created._"
+        return t("app.deployment.anonymous")
+    return t("app.deployment.login")
+
+
+def auth_message() -> str:
+    """The login page shows this HTML as it is (gradio does not translate it): every language."""
+    return "<br>".join(text(lang, "app.auth_message") for lang in LANGUAGES)
 
 
 UPLOAD_CACHE_CLEANUP = (3600, 86400)
@@ -114,7 +114,7 @@ def launch_kwargs(throttle: LoginThrottle | None = None) -> dict:
         # Only the exports folder is served (CSV/JSON downloads); never the database or uploads.
         "allowed_paths": [str(exports_dir())],
         "auth": auth_from_env(),
-        "auth_message": "This playground is shared: log in with the account you were given.",
+        "auth_message": auth_message(),
         "i18n": I18N,
         "head": SWITCH_SCRIPT,
     }

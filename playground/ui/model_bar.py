@@ -17,23 +17,27 @@ from playground.models.sources import check_model_source, trust_remote_code_allo
 from playground.names import named_path
 from playground.paths import adapters_dir
 from playground.ui.common import progress_callback, user_errors
+from playground.ui.i18n import t, tr
 from playground.ui.session import on_page_load, owner_of
 
-PRECISION_LABELS = {"4bit": "4bit (NF4)", "int4": "int4 (fast 4-bit)"}
+NO_ADAPTER = "(none)"
+# Precisions whose name alone does not say enough; the others are shown as they are.
+PRECISION_KEYS = {"4bit": "model_bar.precision.4bit", "int4": "model_bar.precision.int4"}
 
 
-def model_status(ctx: AppContext) -> str:
+def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
     cur = ctx.models.current
     if cur is None:
-        return "**No model loaded.** Pick one and press Load."
-    lines = [f"**Loaded:** {cur.model_summary()}"]
+        return tr(request, "model_bar.no_model")
+    summary = tr(request, "model_bar.model_summary", **cur.summary())
+    lines = [tr(request, "model_bar.loaded", model=summary)]
     lines += [f"- {note}" for note in cur.notes]
     if cur.device == "cuda":
         import torch
 
         used = torch.cuda.memory_allocated() / 2**30
         total = torch.cuda.get_device_properties(0).total_memory / 2**30
-        lines.append(f"- GPU memory: {used:.1f} / {total:.0f} GiB")
+        lines.append(tr(request, "model_bar.gpu_memory", used=f"{used:.1f}", total=f"{total:.0f}"))
     return "\n".join(lines)
 
 
@@ -44,75 +48,89 @@ class ModelBar:
     chat_adapter: gr.State
 
 
-def build_model_bar(ctx: AppContext) -> ModelBar:
-    choices = [(f"{p.key} ({p.size}, {p.hf_id})", p.key) for p in PRESETS.values()]
+@dataclass
+class LoadControls:
+    row: gr.Row
+    model: gr.Dropdown
+    precision: gr.Radio
+    load: gr.Button
+
+
+def adapter_choices() -> dict:
+    return gr.update(choices=[(t("model_bar.adapter.none"), NO_ADAPTER), *list_adapter_names()])
+
+
+class ModelBarHandlers:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def on_page(self, request: gr.Request):
+        is_admin = owner_of(self.ctx, request).is_admin
+        return model_status(self.ctx, request), gr.update(visible=is_admin), adapter_choices()
+
+    @user_errors
+    def on_adapter(self, name: str | None, request: gr.Request | None = None) -> tuple[str, str | None]:
+        if not name or name == NO_ADAPTER:
+            return model_status(self.ctx, request), None
+        folder = named_path(adapters_dir(), name, "adapter")
+        with self.ctx.models.use() as loaded:
+            attached = attach_adapter(loaded, folder)
+        return model_status(self.ctx, request) + "\n" + tr(
+            request, "model_bar.chat_adapter", name=name
+        ), attached
+
+    @user_errors
+    def on_load(
+        self, name: str, precision: str, request: gr.Request, progress: gr.Progress = gr.Progress()
+    ) -> tuple[str, None, dict]:
+        owner_of(self.ctx, request).require_admin("Loading a model")
+        source = check_model_source(name, shared=self.ctx.deployment.shared)
+        options = LoadOptions(precision=precision, trust_remote_code=trust_remote_code_allowed())
+        self.ctx.models.load(source, options, progress_callback(progress))
+        return model_status(self.ctx, request), None, gr.update(value=NO_ADAPTER)
+
+
+def build_load_controls(ctx: AppContext) -> LoadControls:
     # Loading a model changes it for everyone: on a shared playground only admins see these controls
     # (filled in on page load, when the user is known), and the handler checks again.
-    with gr.Row(equal_height=True, visible=False) as load_row:
+    with gr.Row(equal_height=True, visible=False) as row:
         model = gr.Dropdown(
-            choices,
+            [(f"{p.key} ({p.size}, {p.hf_id})", p.key) for p in PRESETS.values()],
             value=ctx.models.current.name if ctx.models.current else EMBEDDED_KEY,
             allow_custom_value=True,
-            label="Model (preset, Hugging Face id, or a folder in the models folder)",
+            label=t("model_bar.model"),
             scale=4,
             elem_id="model-name",
         )
         precision = gr.Radio(
-            [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS],
+            [(t(PRECISION_KEYS[p]) if p in PRECISION_KEYS else p, p) for p in PRECISIONS],
             value="auto",
-            label="Precision",
-            info="auto = 4bit NF4 on a GPU (what QLoRA uses); int4 = faster 4-bit for chat and "
-            "comparisons, without adapters.",
+            label=t("model_bar.precision"),
+            info=t("model_bar.precision.info"),
             scale=3,
         )
-        load = gr.Button("Load", variant="primary", scale=1, elem_id="model-load")
+        load = gr.Button(t("model_bar.load"), variant="primary", scale=1, elem_id="model-load")
+    return LoadControls(row, model, precision, load)
+
+
+def build_model_bar(ctx: AppContext) -> ModelBar:
+    controls = build_load_controls(ctx)
     with gr.Row(equal_height=True):
         adapter = gr.Dropdown(
-            ["(none)"],
-            value="(none)",
-            label="Adapter for your chat (trained adapters in adapters/)",
+            [(t("model_bar.adapter.none"), NO_ADAPTER)],
+            value=NO_ADAPTER,
+            label=t("model_bar.adapter"),
             scale=4,
             elem_id="chat-adapter",
         )
-        refresh = gr.Button("Refresh adapters", scale=1)
+        refresh = gr.Button(t("model_bar.refresh"), scale=1)
     status = gr.Markdown(elem_id="model-status")
     chat_adapter = gr.State(None)
-
-    def adapter_choices() -> dict:
-        return gr.update(choices=["(none)"] + list_adapter_names())
-
-    def on_page(request: gr.Request):
-        return model_status(ctx), gr.update(visible=owner_of(ctx, request).is_admin), adapter_choices()
-
-    on_page_load(on_page, None, [status, load_row, adapter])
-
-    @user_errors
-    def on_adapter(name: str | None) -> tuple[str, str | None]:
-        if not name or name == "(none)":
-            return model_status(ctx), None
-        folder = named_path(adapters_dir(), name, "adapter")
-        with ctx.models.use() as loaded:
-            attached = attach_adapter(loaded, folder)
-        return model_status(ctx) + f"\n- Your chat uses adapter **{name}**.", attached
-
-    adapter.change(on_adapter, adapter, [status, chat_adapter], concurrency_id="model", concurrency_limit=1)
+    fns = ModelBarHandlers(ctx)
+    on_page_load(fns.on_page, None, [status, controls.row, adapter])
+    model_event = {"concurrency_id": "model", "concurrency_limit": 1}
+    adapter.change(fns.on_adapter, adapter, [status, chat_adapter], **model_event)
     refresh.click(adapter_choices, None, adapter, queue=False)
-
-    @user_errors
-    def on_load(
-        name: str, precision: str, request: gr.Request, progress: gr.Progress = gr.Progress()
-    ) -> tuple[str, None, dict]:
-        owner_of(ctx, request).require_admin("Loading a model")
-        source = check_model_source(name, shared=ctx.deployment.shared)
-        options = LoadOptions(precision=precision, trust_remote_code=trust_remote_code_allowed())
-        ctx.models.load(source, options, progress_callback(progress))
-        return model_status(ctx), None, gr.update(value="(none)")
-
-    load.click(
-        on_load,
-        [model, precision],
-        [status, chat_adapter, adapter],
-        concurrency_id="model",
-        concurrency_limit=1,
-    )
+    load_outputs = [status, chat_adapter, adapter]
+    controls.load.click(fns.on_load, [controls.model, controls.precision], load_outputs, **model_event)
     return ModelBar(status, chat_adapter)
