@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -25,15 +26,22 @@ class DataPicker:
 
 
 def build_data_picker(
-    label: str, default: str | None = None, elem_id: str = "", allow_none: bool = False
+    label: str,
+    default: str | None = None,
+    elem_id: str = "",
+    allow_none: bool = False,
+    labels: tuple[Any, Any] | None = None,
+    none_label: Any = "(none)",
 ) -> DataPicker:
+    """`labels`: the demo-set and upload labels whole (catalogue words), instead of ones made from `label`."""
     names = [p.name for p in list_examples()]
-    choices = ([("(none)", "")] if allow_none else []) + [(n, n) for n in names]
+    choices = ([(none_label, "")] if allow_none else []) + [(n, n) for n in names]
+    example_label, upload_label = labels or (f"{label}: demo set", f"{label}: or upload JSON / JSONL / CSV")
     value = default if default in names else ("" if allow_none else (names[0] if names else None))
     with gr.Group():
-        example = gr.Dropdown(choices, value=value, label=f"{label}: demo set", elem_id=f"{elem_id}-example")
+        example = gr.Dropdown(choices, value=value, label=example_label, elem_id=f"{elem_id}-example")
         upload = gr.File(
-            label=f"{label}: or upload JSON / JSONL / CSV",
+            label=upload_label,
             file_types=[".json", ".jsonl", ".csv", ".tsv"],
             elem_id=f"{elem_id}-upload",
             height=UPLOAD_HEIGHT,
