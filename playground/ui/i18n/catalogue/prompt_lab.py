@@ -1,12 +1,11 @@
-"""The Prompt lab tab's words.
-
-Braces such as '{examples}' are template syntax the user types, quoted for the browser's message
-format so that they show as they are.
-"""
+"""The Prompt lab tab's words. Braces in labels ({examples}) are template syntax the user types;
+the browser shows them as written."""
 
 from playground.prompts.templates import TEMPLATES
 
 EN = {
+    # The tab's own label, for app.py's list of tabs.
+    "prompt_lab.tab": "Prompt lab",
     # Data
     "prompt_lab.data": "Data",
     "prompt_lab.test_set.example": "Test set: demo set",
@@ -23,7 +22,7 @@ EN = {
     "prompt_lab.template": "Template",
     "prompt_lab.template.custom": "custom (below)",
     **{f"prompt_lab.template.{tmpl.name}": f"{tmpl.name}: {tmpl.notes}" for tmpl in TEMPLATES.values()},
-    "prompt_lab.custom": "Custom template: '{system}' '{examples}' '{instruction}' '{input}'",
+    "prompt_lab.custom": "Custom template: {system} {examples} {instruction} {input}",
     "prompt_lab.system": "System text (blank = the template's own)",
     "prompt_lab.suffix": "Prompt variant: sentence added to the system text",
     "prompt_lab.suffix.placeholder": "This is very important to my career.",
@@ -45,10 +44,10 @@ EN = {
     "prompt_lab.separator.newline": "new line",
     "prompt_lab.separator.blank_line": "blank line",
     "prompt_lab.separator.space": "space",
-    "prompt_lab.example_format": "Example format: '{index}' '{instruction}' '{input}' '{output}'",
+    "prompt_lab.example_format": "Example format: {index} {instruction} {input} {output}",
     "prompt_lab.example_format.note": (
         "With the model's chat template each example is a user turn and an assistant reply, so "
-        "the example format applies to raw templates. There `'{examples}'` marks where the block "
+        "the example format applies to raw templates. There `{examples}` marks where the block "
         "goes; without it the block comes first."
     ),
     "prompt_lab.manual_ids": "Hand-picked example ids, in order (or click rows below)",
@@ -123,6 +122,7 @@ EN = {
 }
 
 ZH_TW = {
+    "prompt_lab.tab": "提示詞實驗室",
     # 資料
     "prompt_lab.data": "資料",
     "prompt_lab.test_set.example": "測試集：範例資料集",
@@ -140,7 +140,7 @@ ZH_TW = {
     "prompt_lab.template.taiwan-llama": "taiwan-llama：台大 ADL 作業用的 Taiwan-LLaMa v2.0 範本。",
     "prompt_lab.template.alpaca": "alpaca：Instruction/Input/Output，給 StableLM-3B-4e1t 這類基礎模型用。",
     "prompt_lab.template.plain": "plain：原文照送，不加任何包裝。",
-    "prompt_lab.custom": "自訂範本：'{system}' '{examples}' '{instruction}' '{input}'",
+    "prompt_lab.custom": "自訂範本：{system} {examples} {instruction} {input}",
     "prompt_lab.system": "系統提示詞（留白 = 使用範本內建的）",
     "prompt_lab.suffix": "提示詞變化：加在系統提示詞後面的一句話",
     "prompt_lab.suffix.placeholder": "這對我的職涯非常重要。",
@@ -162,10 +162,10 @@ ZH_TW = {
     "prompt_lab.separator.newline": "換行",
     "prompt_lab.separator.blank_line": "空一行",
     "prompt_lab.separator.space": "空格",
-    "prompt_lab.example_format": "範例格式：'{index}' '{instruction}' '{input}' '{output}'",
+    "prompt_lab.example_format": "範例格式：{index} {instruction} {input} {output}",
     "prompt_lab.example_format.note": (
         "使用模型的對話範本時，每個範例都是一輪使用者提問加一則助理回覆，所以範例格式只套用在原始"
-        "（raw）範本上。在原始範本裡 `'{examples}'` 標出範例區塊放的位置；沒有它時，範例區塊放在最前面。"
+        "（raw）範本上。在原始範本裡 `{examples}` 標出範例區塊放的位置；沒有它時，範例區塊放在最前面。"
     ),
     "prompt_lab.manual_ids": "手動挑選的範例編號，依序排列（或點選下方的列）",
     "prompt_lab.pool_table": "訓練集（點一列即可加入）",
