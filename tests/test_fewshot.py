@@ -21,6 +21,7 @@ from playground.prompts.fewshot import (
     load_recipe,
     save_recipe,
     select_examples,
+    shared_index,
     strategy_name,
 )
 from tests.tiny_models import build_tokenizer
@@ -579,3 +580,21 @@ def test_shared_ids_between_train_and_test_files_do_not_exclude_rows():
     query = Example("1", "test question 1")
     picked = select_examples(train, query, FewShotConfig(k=2, selection="first"))
     assert [e.id for e in picked] == ["1", "2"]
+
+
+def test_builders_with_the_same_pool_key_share_one_bm25_index():
+    pool = [Example(f"p{i}", f"question about {word}", "", "yes") for i, word in enumerate("abcdefgh")]
+    query = Example("q", "which is c", "", "yes")
+    config = FewShotConfig(k=1, selection="similar")
+    builders = [FewShotBuilder(TEMPLATES["plain"], config, pool, index_key=("pool", i % 2)) for i in range(3)]
+    assert [e.id for e in builders[0].select(query)] == ["p2"]
+    builders[1].select(query)
+    builders[2].select(query)
+    assert builders[0]._index is builders[2]._index is shared_index(("pool", 0), pool)
+    assert builders[1]._index is not builders[0]._index
+
+    # Only the most recent pools are kept; an old key gets a new index.
+    first = shared_index(("pool", 0), pool)
+    for n in range(5):
+        shared_index(("other", n), pool)
+    assert shared_index(("pool", 0), pool) is not first

@@ -17,8 +17,9 @@ import json
 import math
 import random
 import re
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+import threading
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,28 @@ class BM25:
 
 def _text(example: Example) -> str:
     return f"{example.instruction}\n{example.input}"
+
+
+# BM25 indexes kept between builders, by the caller's key for a pool (the prompt lab's preview
+# reruns on every keystroke; a 5000-row index should not).
+_SHARED_INDEXES: OrderedDict[Hashable, BM25] = OrderedDict()
+_SHARED_INDEXES_KEPT = 4
+_shared_indexes_lock = threading.Lock()
+
+
+def shared_index(key: Hashable, pool: Sequence[Example]) -> BM25:
+    """The BM25 index of `pool`, built once for `key` and reused (the few most recent are kept)."""
+    with _shared_indexes_lock:
+        index = _SHARED_INDEXES.get(key)
+        if index is not None:
+            _SHARED_INDEXES.move_to_end(key)
+            return index
+    index = BM25([_text(e) for e in pool])
+    with _shared_indexes_lock:
+        _SHARED_INDEXES[key] = index
+        while len(_SHARED_INDEXES) > _SHARED_INDEXES_KEPT:
+            _SHARED_INDEXES.popitem(last=False)
+    return index
 
 
 def _is_query(example: Example, query: Example) -> bool:
@@ -279,15 +302,27 @@ def token_budget_warning(n_tokens: int, max_new_tokens: int, context_length: int
 class FewShotBuilder:
     """Builds the exact prompt text for each query of an evaluation or of the prompt lab."""
 
-    def __init__(self, template: PromptTemplate, config: FewShotConfig, pool: Sequence[Example]):
+    def __init__(
+        self,
+        template: PromptTemplate,
+        config: FewShotConfig,
+        pool: Sequence[Example],
+        *,
+        index_key: Hashable | None = None,
+    ):
+        """`index_key` names the pool (same key, same rows) so its BM25 index is shared between builders."""
         self.template = template
         self.config = config
         self.pool = list(pool)
+        self.index_key = index_key
         self._index: BM25 | None = None
 
     def select(self, query: Example) -> list[Example]:
         if self.config.selection == "similar" and self.config.k > 0 and self._index is None:
-            self._index = BM25([_text(e) for e in self.pool])
+            if self.index_key is None:
+                self._index = BM25([_text(e) for e in self.pool])
+            else:
+                self._index = shared_index(self.index_key, self.pool)
         return select_examples(self.pool, query, self.config, index=self._index)
 
     def build(self, query: Example, tokenizer: Any = None) -> str:

@@ -1,4 +1,6 @@
-"""Prompt lab helpers without layout: data choices, the prompt preview, the k-sweep chart and table."""
+"""Prompt lab helpers without layout: data choices, the prompt preview, the k-sweep chart and table.
+
+Lines shown to the user take the request, for its language (None: English)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from playground.errors import PlaygroundError
 from playground.evaluation.sweep import SweepResult
 from playground.leaderboard import lower_is_better
 from playground.models.loader import LoadedModel
-from playground.prompts.fewshot import BM25, FewShotBuilder, FewShotConfig, select_examples
-from playground.prompts.templates import PromptTemplate
-from playground.ui.prompt_lab_controls import LabControls
+from playground.prompts.fewshot import FewShotBuilder
+from playground.ui.i18n import tr
+from playground.ui.prompt_lab.controls import LabControls
 
 # --------------------------------------------------------------------------- data
 
@@ -71,26 +73,6 @@ def _query(test: Dataset | None, index: Any) -> Example:
 
 # --------------------------------------------------------------------------- preview and chart
 
-_bm25_cache: dict[tuple[str, str, int], BM25] = {}
-
-
-class _PreviewBuilder(FewShotBuilder):
-    """Reuses one BM25 index per pool: the preview reruns on every keystroke, a 5000-row index does not."""
-
-    def __init__(self, template: PromptTemplate, config: FewShotConfig, pool: Dataset):
-        super().__init__(template, config, pool.examples)
-        self.key = (pool.name, pool.sha256, len(pool.examples))
-
-    def select(self, query: Example) -> list[Example]:
-        index = None
-        if self.config.selection == "similar" and self.config.k > 0:
-            index = _bm25_cache.get(self.key)
-            if index is None:
-                if len(_bm25_cache) >= 4:
-                    _bm25_cache.clear()
-                index = _bm25_cache[self.key] = BM25([f"{e.instruction}\n{e.input}" for e in self.pool])
-        return select_examples(self.pool, query, self.config, index=index)
-
 
 def build_preview(
     controls: LabControls,
@@ -99,23 +81,31 @@ def build_preview(
     query_index: Any,
     loaded: LoadedModel | None,
     max_new_tokens: int = 0,
+    request: Any = None,
 ) -> tuple[str, str]:
     """(exact prompt text, a line on its size): token count and warning only when a model is loaded."""
     query = _query(test, query_index)
-    builder = _PreviewBuilder(
-        controls.resolve(loaded), controls.fewshot(), pool if pool is not None else test
+    examples_from = pool if pool is not None else test
+    builder = FewShotBuilder(
+        controls.resolve(loaded),
+        controls.fewshot(),
+        examples_from.examples,
+        # The preview reruns on every keystroke: one BM25 index per pool, not per keystroke.
+        index_key=(examples_from.name, examples_from.sha256, len(examples_from.examples)),
     )
     if loaded is None:
         text = builder.build(query, None)
-        return text, (
-            f"{len(text)} characters · **no model loaded**, so no token count "
-            "(and the chat template is shown as plain text). Load one at the top of the page."
-        )
+        return text, tr(request, "prompt_lab.preview.no_model", chars=len(text))
     p = builder.preview(query, loaded.tokenizer, loaded.context_length, int(max_new_tokens))
-    shown = ", ".join(p.example_ids) if p.example_ids else "none"
-    info = (
-        f"**{p.n_tokens} tokens** (+ {int(max_new_tokens)} new) of {p.context_length} · "
-        f"{len(p.example_ids)} example(s): {shown}"
+    shown = ", ".join(p.example_ids) if p.example_ids else tr(request, "prompt_lab.preview.no_examples")
+    info = tr(
+        request,
+        "prompt_lab.preview.tokens",
+        tokens=p.n_tokens,
+        new=int(max_new_tokens),
+        context=p.context_length,
+        count=len(p.example_ids),
+        ids=shown,
     )
     if p.warning:
         info += f"\n\n⚠️ {p.warning}"
@@ -127,25 +117,25 @@ def try_stop_strings(controls: LabControls, loaded: LoadedModel | None) -> tuple
     return FewShotBuilder(controls.resolve(loaded), controls.fewshot(), []).stop_strings()
 
 
-def query_line(test: Dataset | None, index: Any) -> str:
+def query_line(test: Dataset | None, index: Any, request: Any = None) -> str:
     try:
         query = _query(test, index)
     except PlaygroundError:
         return ""
-    ref = query.answers[0] if query.answers else "(none)"
-    return f"**Question id {query.id}** · reference answer: {_short(ref, 300)}"
+    ref = query.answers[0] if query.answers else tr(request, "prompt_lab.query.no_reference")
+    return tr(request, "prompt_lab.query.line", id=query.id, reference=_short(ref, 300))
 
 
-def model_line(ctx: AppContext) -> str:
+def model_line(ctx: AppContext, request: Any = None) -> str:
     cur = ctx.models.current
     if cur is None:
-        return "**No model loaded.** Load one at the top of the page (the preview works without it)."
-    return f"Model: **{cur.name}** · context {cur.context_length} tokens (change it at the top of the page)"
+        return tr(request, "prompt_lab.model.none")
+    return tr(request, "prompt_lab.model.line", name=cur.name, context=cur.context_length)
 
 
-def sweep_chart(result: SweepResult | None, metric: str | None) -> go.Figure:
+def sweep_chart(result: SweepResult | None, metric: str | None, request: Any = None) -> go.Figure:
     fig = go.Figure()
-    title = "Run an evaluation to see the metric against k"
+    title = tr(request, "prompt_lab.chart.empty")
     if result is not None and metric:
         ks, means, stds = result.series(metric)
         fig.add_scatter(
@@ -156,18 +146,22 @@ def sweep_chart(result: SweepResult | None, metric: str | None) -> go.Figure:
             error_y={"type": "data", "array": stds, "visible": True},
             text=[f"k={k}: {m:.4g} ± {s:.2g}" for k, m, s in zip(ks, means, stds, strict=True)],
         )
-        better = "lower is better" if lower_is_better(metric) else "higher is better"
-        title = f"{metric} against k ({better}), mean ± std over seeds; k=0 is zero-shot"
+        better = tr(
+            request, "prompt_lab.chart.lower" if lower_is_better(metric) else "prompt_lab.chart.higher"
+        )
+        title = tr(request, "prompt_lab.chart.title", metric=metric, better=better)
     fig.update_layout(
         title=title,
         height=380,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
-        xaxis={"title": "k (in-context examples)", "dtick": 1},
+        xaxis={"title": tr(request, "prompt_lab.chart.x"), "dtick": 1},
         yaxis_title=metric or "",
     )
     return fig
 
 
-def summary_frame(result: SweepResult | None) -> pd.DataFrame:
+def summary_frame(result: SweepResult | None, request: Any = None) -> pd.DataFrame:
     rows = result.rows() if result is not None else []
-    return pd.DataFrame(rows).round(4) if rows else pd.DataFrame({"": ["No runs yet."]})
+    return (
+        pd.DataFrame(rows).round(4) if rows else pd.DataFrame({"": [tr(request, "prompt_lab.summary.empty")]})
+    )
