@@ -11,7 +11,7 @@ from playground.generation.compare import RowRequest, generate_rows
 from playground.generation.stops import cut_at_stop
 from playground.models import LoadOptions, load_model
 from playground.prompts.templates import TEMPLATES, PromptTemplate, adapter_template, training_template
-from playground.ui.compare_adapters import column_widths
+from playground.ui.compare.adapters_table import column_widths
 
 
 def test_training_template_rule():
