@@ -17,7 +17,7 @@ from playground.prompts.templates import (
     resolve_template,
     training_template,
 )
-from playground.ui.compare_adapters import column_widths
+from playground.ui.compare.adapters_table import column_widths
 
 
 def test_training_template_rule():

@@ -1,32 +1,32 @@
-"""What both side-by-side sub-tabs share: the prompt from the shared controls, the seed, and Stop."""
+"""What both side-by-side sub-tabs share: the prompt from the shared controls, and the seed."""
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 
 import gradio as gr
 
 from playground.errors import PlaygroundError
 from playground.models.loader import LoadedModel
 from playground.prompts.templates import PromptTemplate, resolve_template
+from playground.ui.i18n import text
 
 MODEL_DEFAULT = "model default"
-# The template, custom template and system prompt controls that sit above both sub-tabs.
-SharedControls = tuple[gr.Dropdown, gr.Textbox, gr.Textbox]
-
-stop_flags: dict[str, threading.Event] = {}
 
 
-def new_stop_flag(request: gr.Request | None) -> threading.Event:
-    flag = threading.Event()
-    stop_flags[getattr(request, "session_hash", None) or "default"] = flag
-    return flag
+@dataclass
+class SharedControls:
+    """The template, custom template and system prompt controls that sit above both sub-tabs,
+    and the session's running work, which both sub-tabs' Stop buttons stop."""
 
+    template: gr.Dropdown
+    custom: gr.Textbox
+    system: gr.Textbox
+    runs: gr.State
 
-def on_stop(request: gr.Request) -> None:
-    flag = stop_flags.get(getattr(request, "session_hash", None) or "default")
-    if flag:
-        flag.set()
+    @property
+    def prompt(self) -> tuple[gr.Dropdown, gr.Textbox, gr.Textbox]:
+        return (self.template, self.custom, self.system)
 
 
 def seed_or_none(seed: float | None) -> int | None:
@@ -41,10 +41,16 @@ def pick_template(loaded: LoadedModel, name: str, custom: str) -> PromptTemplate
 
 
 def prompt_text(
-    loaded: LoadedModel, instruction: str, input: str, template_name: str, custom: str, system: str
+    loaded: LoadedModel,
+    instruction: str,
+    input: str,
+    template_name: str,
+    custom: str,
+    system: str,
+    lang: str = "en",
 ) -> str:
     if not instruction.strip():
-        raise PlaygroundError("Type an instruction first.")
+        raise PlaygroundError(text(lang, "compare.instruction_missing"))
     return render_prompt(loaded, pick_template(loaded, template_name, custom), system, instruction, input)
 
 
