@@ -111,7 +111,7 @@ def test_model_events_wait_in_the_model_queue_and_generation_events_run_side_by_
             touching.add(name)
             assert (fn.queue, fn.concurrency_id, fn.concurrency_limit) == (True, "model", 1), name
     assert {"run_eval", "on_load", "on_adapter"} <= touching
-    assert {"respond", "chat", "on_try", "on_run", "on_sweep"} <= generating
+    assert {"respond", "chat", "on_try", "run_columns", "run_sweep"} <= generating
 
 
 def test_concurrent_sessions_complete_or_are_cancelled_without_errors(chat_app):
