@@ -70,7 +70,11 @@ def recipe_choices() -> dict:
 
 def on_open(request: gr.Request, test: Dataset | None) -> tuple[str, Any, Any]:
     """What the page opens with, in its language: the test set's line, the empty table and chart."""
-    return dataset_summary(test) if test else "", summary_frame(None, request), sweep_chart(None, None, request)
+    return (
+        dataset_summary(test) if test else "",
+        summary_frame(None, request),
+        sweep_chart(None, None, request),
+    )
 
 
 def on_chart_metric(request: gr.Request, result: SweepResult | None, metric: str | None) -> Any:
