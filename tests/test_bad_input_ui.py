@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from playground.data import DEFAULT_MAX_BYTES, MAX_FIELD_CHARS
 from playground.errors import DatasetError
 from playground.prompts.templates import PromptTemplate
+from playground.ui.session_stop import SessionRuns
 
 
 def _json(rows) -> bytes:
@@ -127,7 +128,7 @@ def handlers(tmp_path_factory, tiny_llama):
 def _start(handlers, upload: Path):
     """Press Start evaluation with `upload` as the test set and perplexity ticked."""
     args = [None, str(upload), None, "", "plain", "", "", "(none)", ["perplexity"], 0, "first", "", None]
-    args += ["0", 0, 16, SimpleNamespace(session_hash="bad-input"), lambda *a, **k: None]
+    args += ["0", 0, 16, SessionRuns(), SimpleNamespace(session_hash="bad-input"), lambda *a, **k: None]
     return handlers.start(*args)
 
 

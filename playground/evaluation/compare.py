@@ -38,8 +38,12 @@ def compare_with_base(
     leaderboard: Leaderboard | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    labels: tuple[str, str] | None = None,
 ) -> BaseVsAdapter:
-    """Score `loaded` without and with `adapter` (attached here if it is not yet)."""
+    """Score `loaded` without and with `adapter` (attached here if it is not yet).
+
+    `labels` name the two runs in progress messages (the caller's language).
+    """
     attached = attach_adapter(loaded, adapter.path)
     template = adapter_template(adapter.settings, loaded.default_template)
 
@@ -57,7 +61,8 @@ def compare_with_base(
         )
         return outcomes[0]
 
-    base = run(None, "base model")
-    adapted = run(attached, f"adapter {adapter.name}")
+    base_label, adapter_label = labels or ("base model", f"adapter {adapter.name}")
+    base = run(None, base_label)
+    adapted = run(attached, adapter_label)
     n_examples = len(dataset.examples[: config.limit] if config.limit else dataset.examples)
     return BaseVsAdapter(adapter.name, dataset.name, n_examples, template, base, adapted)

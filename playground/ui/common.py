@@ -6,7 +6,6 @@ import errno
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -100,65 +99,3 @@ def on_tab_shown(fn: Callable[..., Any], inputs: list | None, outputs: list) -> 
         if isinstance(block, gr.Tab):
             block.select(fn, inputs or None, outputs, queue=False)
         block = getattr(block, "parent", None)
-
-
-class SessionStop:
-    """What the Stop or Cancel button of one browser session stops: its latest run.
-
-    It lives in a gr.State (`session_stop_state`): gradio gives each session a deep copy of a
-    State's value, and a copy starts with nothing running. Each run takes a flag of its own with
-    `start()`, so a run that ends (its flag set on the way out) cannot stop a newer one.
-    """
-
-    def __init__(self) -> None:
-        self._flag = threading.Event()
-        self._lock = threading.Lock()
-
-    def __deepcopy__(self, memo: dict) -> SessionStop:
-        return type(self)()
-
-    def start(self) -> threading.Event:
-        with self._lock:
-            self._flag = threading.Event()
-            return self._flag
-
-    def stop(self) -> None:
-        with self._lock:
-            self._flag.set()
-
-
-def session_stop_state() -> gr.State:
-    """A gr.State holding each session's SessionStop; closing the browser tab stops its run too."""
-    state = gr.State(SessionStop())
-    cancel_on_close(state)
-    return state
-
-
-def cancel_on_close(flags: dict[str, Any] | gr.State) -> None:
-    """When a browser tab closes, stop its session's running work: the SessionStop the session holds
-    in the gr.State `flags`, or the flag kept for the session in the dict `flags`."""
-    from gradio.context import Context
-
-    root = Context.root_block
-
-    def on_unload(request: gr.Request) -> None:
-        session = getattr(request, "session_hash", None) or "default"
-        if isinstance(flags, gr.State):
-            stopper = _session_value(root, flags, session)
-            if stopper is not None:
-                stopper.stop()
-            return
-        flag = flags.pop(session, None)
-        if flag is not None:
-            flag.set()
-
-    root.unload(on_unload)
-
-
-def _session_value(root: gr.Blocks, state: gr.State, session: str) -> Any:
-    """The value `state` holds for a session, if the session ever used it (an unload event has no
-    inputs, so the State is read from the app's sessions)."""
-    sessions = getattr(root, "state_holder", None)
-    if sessions is None or session not in sessions:
-        return None
-    return sessions[session].get(state._id)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from playground.context import AppContext
-from playground.ui.common import cancel_on_close, on_tab_shown
+from playground.ui.common import on_tab_shown
 from playground.ui.leaderboard import handlers as h
 from playground.ui.leaderboard.layout import (
     Board,
@@ -17,6 +17,7 @@ from playground.ui.leaderboard.layout import (
     build_run_detail,
 )
 from playground.ui.session import on_page_load
+from playground.ui.session_stop import session_runs_state
 
 __all__ = ["build_leaderboard_tab"]
 
@@ -37,15 +38,15 @@ def _wire_form(handlers: h.LeaderboardHandlers, form: EvaluateForm, board: Board
     # Typed text is read when done (Enter or leaving the box), not at every keystroke.
     data.mapping.submit(h.on_data_change, data.inputs, data.info)
     data.mapping.blur(h.on_data_change, data.inputs, data.info)
+    runs = session_runs_state()
     form.start.click(
         handlers.run_eval,
-        form.inputs,
+        [*form.inputs, runs],
         [form.status, board.dataset],
         concurrency_id="model",
         concurrency_limit=1,
     ).then(handlers.show, board.inputs, board.outputs)
-    form.cancel.click(h.on_cancel, None, form.status, queue=False)
-    cancel_on_close(h.cancel_flags)
+    form.cancel.click(h.on_cancel, runs, form.status, queue=False)
     prompt.adapter.input(
         h.on_adapter, prompt.adapter, [prompt.template, prompt.custom, prompt.system], queue=False
     )

@@ -7,7 +7,6 @@ and its own signature (it injects `request` by its annotation).
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import gradio as gr
@@ -31,9 +30,9 @@ from playground.ui.i18n import language_of, tr
 from playground.ui.leaderboard import views
 from playground.ui.leaderboard.layout import ALL, NONE
 from playground.ui.session import owner_of
+from playground.ui.session_stop import SessionRuns, stop_all
 
 # The Cancel button's flag for each browser session's running evaluation.
-cancel_flags: dict[str, threading.Event] = {}
 
 
 def initial_data_info(example: str | None) -> str:
@@ -71,10 +70,8 @@ def on_data_change(
         return views.data_problem(exc, language_of(request))
 
 
-def on_cancel(request: gr.Request) -> str:
-    flag = cancel_flags.get(request.session_hash or "default")
-    if flag:
-        flag.set()
+def on_cancel(runs: SessionRuns, request: gr.Request) -> str:
+    stop_all(runs)
     return tr(request, "leaderboard.cancelling")
 
 
@@ -173,6 +170,7 @@ class LeaderboardHandlers:
         seeds_text,
         limit_n,
         max_new_tokens,
+        runs: SessionRuns,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -190,8 +188,7 @@ class LeaderboardHandlers:
             limit=int(limit_n) if limit_n else None,
             decoding=GREEDY.with_(max_new_tokens=int(max_new_tokens)),
         ).validate()
-        flag = cancel_flags[request.session_hash or "default"] = threading.Event()
-        with self.ctx.models.use() as loaded:
+        with runs.run() as flag, self.ctx.models.use() as loaded:
             template = resolve_template(tmpl, custom_text, loaded.default_template, system_text)
             adapter = None
             if adapter_name and adapter_name != NONE:

@@ -12,12 +12,13 @@ from typing import Any
 import gradio as gr
 
 from playground.context import AppContext
-from playground.ui.common import GENERATION_EVENT, session_stop_state
+from playground.ui.common import GENERATION_EVENT
 from playground.ui.prompt_lab import handlers as h
 from playground.ui.prompt_lab.controls import LabControls, load_lab_recipe, save_lab_recipe
 from playground.ui.prompt_lab.layout import DEFAULT_TEST, LabPage, build_page
 from playground.ui.prompt_lab.views import build_preview, matching_train, sweep_chart
 from playground.ui.session import on_page_load
+from playground.ui.session_stop import session_runs_state
 
 __all__ = [
     "LabControls",
@@ -36,7 +37,7 @@ def build_prompt_lab_tab(ctx: AppContext) -> None:
     pool = h.load_quietly(default_train, "training set")
     model_info = gr.Markdown(elem_id="lab-model")  # written by the preview, in the page's language
     page = build_page(model_info, test, pool, default_train)
-    handlers = h.LabHandlers(ctx, page, try_stop=session_stop_state(), eval_stop=session_stop_state())
+    handlers = h.LabHandlers(ctx, page, try_stop=session_runs_state(), eval_stop=session_runs_state())
     preview_run = _wire_preview(handlers, page)
     _wire_data(page, preview_run)
     _wire_try(handlers, page)

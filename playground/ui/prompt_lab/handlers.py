@@ -20,7 +20,7 @@ from playground.evaluation.sweep import SweepResult, run_sweep
 from playground.generation import GREEDY, stream_generate
 from playground.number_lists import parse_number_list
 from playground.prompts.fewshot import list_recipes
-from playground.ui.common import SessionStop, progress_callback, user_errors
+from playground.ui.common import progress_callback, user_errors
 from playground.ui.data_picker import load_choice
 from playground.ui.i18n import tr
 from playground.ui.prompt_lab.controls import LabControls, load_lab_recipe, save_lab_recipe
@@ -39,6 +39,7 @@ from playground.ui.prompt_lab.views import (
     try_stop_strings,
 )
 from playground.ui.session import owner_of
+from playground.ui.session_stop import SessionRuns, stop_all
 
 
 def load_quietly(example: str | None, what: str) -> Dataset | None:
@@ -127,12 +128,12 @@ def on_load(request: gr.Request, name: str | None) -> list:
 # --------------------------------------------------------------------------- stop buttons
 
 
-def on_stop(stopper: SessionStop) -> None:
-    stopper.stop()
+def on_stop(runs: SessionRuns) -> None:
+    stop_all(runs)
 
 
-def on_cancel(request: gr.Request, stopper: SessionStop) -> str:
-    stopper.stop()
+def on_cancel(request: gr.Request, runs: SessionRuns) -> str:
+    stop_all(runs)
     return tr(request, "prompt_lab.eval.cancelling")
 
 
@@ -177,8 +178,7 @@ class LabHandlers:
         c = self.controls_of(data)
         test, pool, index = data[page.test_state], data[page.pool_state], data[page.trial.query]
         new_tokens = int(data[page.trial.max_new])
-        flag = data[self.try_stop].start()
-        with self.ctx.models.use() as loaded:
+        with data[self.try_stop].run() as flag, self.ctx.models.use() as loaded:
             text, info = build_preview(c, test, pool, index, loaded, new_tokens, request)
             stops = try_stop_strings(c, loaded)
             settings = GREEDY.with_(max_new_tokens=new_tokens, stop=stops)
@@ -214,8 +214,7 @@ class LabHandlers:
         c = self.controls_of(data)
         config, k_values = self._sweep_config(data, c, request)
         test, pool = data[self.page.test_state], data[self.page.pool_state]
-        flag = data[self.eval_stop].start()
-        with self.ctx.models.use() as loaded:
+        with data[self.eval_stop].run() as flag, self.ctx.models.use() as loaded:
             result = run_sweep(
                 loaded,
                 test,

@@ -11,10 +11,11 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.training.presets import presets_for
-from playground.ui.common import cancel_on_close, on_tab_shown
+from playground.ui.common import on_tab_shown
 from playground.ui.session import on_page_load
+from playground.ui.session_stop import session_runs_state
 from playground.ui.training import handlers
-from playground.ui.training.handlers import EVAL_FLAGS, TrainingHandlers
+from playground.ui.training.handlers import TrainingHandlers
 from playground.ui.training.layout import (
     Adapters,
     Monitor,
@@ -77,10 +78,9 @@ def _connect(
         handlers.on_job_select, m.jobs_table, [m.job_id, m.offset, m.progress, m.timer], queue=False
     )
     a.table.select(handlers.on_adapter_select, a.table, [a.selected, a.chart])
-    cancel_on_close(EVAL_FLAGS)
     a.evaluate.click(
         h.on_evaluate,
-        [a.selected, *a.test_set.inputs, a.refs, a.limit],
+        [a.selected, *a.test_set.inputs, a.refs, a.limit, session_runs_state()],
         a.result,
         concurrency_id="model",
         concurrency_limit=1,

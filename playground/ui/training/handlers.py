@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import gradio as gr
@@ -10,10 +9,10 @@ import pandas as pd
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.evaluation.runner import EvalConfig, evaluate
-from playground.models.adapters import attach_adapter
+from playground.evaluation.compare import compare_with_base
+from playground.evaluation.runner import EvalConfig
 from playground.models.sources import check_model_source
-from playground.prompts.templates import adapter_template, training_template
+from playground.prompts.templates import training_template
 from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
 from playground.training.presets import preset_values
 from playground.training.progress import TrainingProgress
@@ -21,6 +20,7 @@ from playground.ui.common import user_errors
 from playground.ui.data_picker import load_choice, resolve_path
 from playground.ui.i18n import language_of, t, tr
 from playground.ui.session import owner_of
+from playground.ui.session_stop import SessionRuns
 from playground.ui.training.form import form_settings, form_updates
 from playground.ui.training.layout import NO_ADAPTER
 from playground.ui.training.text import (
@@ -32,7 +32,6 @@ from playground.ui.training.text import (
 )
 
 # Per browser session: set when its tab closes, so its adapter evaluation stops.
-EVAL_FLAGS: dict[str, threading.Event] = {}
 
 
 def adapter_choices() -> list[Any]:
@@ -208,6 +207,7 @@ class TrainingHandlers:
         up: str | None,
         refs: str | None,
         limit: float | None,
+        runs: SessionRuns,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio reads this default to inject the bar
     ) -> str:
@@ -218,37 +218,35 @@ class TrainingHandlers:
             raise PlaygroundError(tr(request, "training.error.adapter_gone", name=name))
         dataset = load_choice(ex, up, refs, what="test set")
         config = EvalConfig(metrics=("perplexity",), limit=int(limit) if limit else None)
-        closed = EVAL_FLAGS[getattr(request, "session_hash", None) or "default"] = threading.Event()
-        n = len(dataset.examples[: config.limit or None])
-        lines = [tr(request, "training.evaluate.head", dataset=dataset.name, n=n)]
-        with self.ctx.models.use() as loaded:
-            adapter = attach_adapter(loaded, info.path)
-            # Score with the template the adapter was trained with, so the numbers mean the same thing.
-            template = adapter_template(info.settings, loaded.default_template)
-            for label, which in (
-                (tr(request, "training.evaluate.base"), None),
-                (tr(request, "training.evaluate.adapter", name=name), adapter),
-            ):
-                [outcome] = evaluate(
-                    loaded,
-                    dataset,
-                    template,
-                    config,
-                    leaderboard=self.ctx.leaderboard,
-                    adapter=which,
-                    progress=lambda f, d, label=label: progress(f, desc=f"{label}: {d}"),
-                    should_stop=closed.is_set,
+        with runs.run() as stop, self.ctx.models.use() as loaded:
+            result = compare_with_base(
+                loaded,
+                dataset,
+                info,
+                config,
+                leaderboard=self.ctx.leaderboard,
+                progress=lambda f, d: progress(f, desc=d),
+                should_stop=stop.is_set,
+                labels=(
+                    tr(request, "training.evaluate.base"),
+                    tr(request, "training.evaluate.adapter", name=name),
+                ),
+            )
+        lines = [tr(request, "training.evaluate.head", dataset=dataset.name, n=result.n_examples)]
+        for label, outcome in (
+            (tr(request, "training.evaluate.base"), result.base),
+            (tr(request, "training.evaluate.adapter", name=name), result.adapted),
+        ):
+            metrics = outcome.metrics
+            lines.append(
+                tr(
+                    request,
+                    "training.evaluate.line",
+                    label=label,
+                    mean=metrics["mean_perplexity"],
+                    corpus=metrics["corpus_perplexity"],
+                    run_id=outcome.run_id,
                 )
-                metrics = outcome.metrics
-                lines.append(
-                    tr(
-                        request,
-                        "training.evaluate.line",
-                        label=label,
-                        mean=metrics["mean_perplexity"],
-                        corpus=metrics["corpus_perplexity"],
-                        run_id=outcome.run_id,
-                    )
-                )
+            )
         lines.append(tr(request, "training.evaluate.footer"))
         return "\n".join(lines)
