@@ -45,7 +45,11 @@ import torch
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.padded_rows import PaddedRows, can_pad
 from playground.generation.sampler import RowSampling, sample_next_token
-from playground.generation.settings import DecodingSettings, generation_config_option
+from playground.generation.settings import (
+    UNSAMPLED_GENERATION_OPTIONS,
+    DecodingSettings,
+    generation_config_option,
+)
 from playground.generation.stops import cut_at_stop, held_back
 from playground.models.access import model_access
 
@@ -53,24 +57,6 @@ log = logging.getLogger(__name__)
 
 INTERACTIVE = "interactive"
 BACKGROUND = "background"
-
-# generate() options that add logits processors the engine does not implement: a model whose
-# generation_config sets any of them stays on generate().
-UNSUPPORTED_GENERATION_OPTIONS = (
-    "suppress_tokens",
-    "begin_suppress_tokens",
-    "bad_words_ids",
-    "forced_bos_token_id",
-    "forced_eos_token_id",
-    "sequence_bias",
-    "min_length",
-    "exponential_decay_length_penalty",
-    "encoder_repetition_penalty",
-    "epsilon_cutoff",
-    "eta_cutoff",
-    "guidance_scale",
-    "watermarking_config",
-)
 
 
 @dataclass(frozen=True)
@@ -189,7 +175,7 @@ def engine_reason(loaded: Any, settings: DecodingSettings) -> str | None:
         return "beam search runs on generate(), one request at a time"
     if loaded.is_seq2seq:
         return "encoder-decoder models run on generate()"
-    key = generation_config_option(loaded.model, UNSUPPORTED_GENERATION_OPTIONS)
+    key = generation_config_option(loaded.model, UNSAMPLED_GENERATION_OPTIONS)
     return f"the model's generation_config sets {key}" if key else None
 
 

@@ -28,7 +28,11 @@ import torch
 
 from playground.generation.engine import eos_ids  # noqa: F401 - callers import it from here too
 from playground.generation.sampler import RowSampling, sample_next_token
-from playground.generation.settings import DecodingSettings, generation_config_option
+from playground.generation.settings import (
+    UNSAMPLED_GENERATION_OPTIONS,
+    DecodingSettings,
+    generation_config_option,
+)
 from playground.models.unwrap import base_model, takes_logits_to_keep
 
 log = logging.getLogger(__name__)
@@ -38,26 +42,8 @@ ENV_SWITCH = "PLAYGROUND_FAST_DECODE"
 # "0" keeps the captured step unfused (HF's own kernels only).
 FUSE_SWITCH = "PLAYGROUND_FAST_DECODE_FUSE"
 
-# generate() options that add logits processors this loop does not implement: a model whose
-# generation_config sets any of them away from the default falls back to generate().
-_UNSUPPORTED_GENERATION_OPTIONS = (
-    "suppress_tokens",
-    "begin_suppress_tokens",
-    "bad_words_ids",
-    "forced_bos_token_id",
-    "forced_eos_token_id",
-    "sequence_bias",
-    "min_length",
-    "min_new_tokens",
-    "exponential_decay_length_penalty",
-    "encoder_repetition_penalty",
-    "typical_p",
-    "epsilon_cutoff",
-    "eta_cutoff",
-    "min_p",
-    "guidance_scale",
-    "watermarking_config",
-)
+# This one-row loop also leaves a model's own min_new_tokens, typical-p and min-p to generate().
+_UNSUPPORTED_GENERATION_OPTIONS = (*UNSAMPLED_GENERATION_OPTIONS, "min_new_tokens", "typical_p", "min_p")
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,25 @@ PRESETS: dict[str, DecodingSettings] = {
 }
 
 
+# generate() options that add logits processors the sampler (sampler.py) does not implement: a
+# decode loop hands a model whose generation_config sets any of them back to generate().
+UNSAMPLED_GENERATION_OPTIONS = (
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "bad_words_ids",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "sequence_bias",
+    "min_length",
+    "exponential_decay_length_penalty",
+    "encoder_repetition_penalty",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "guidance_scale",
+    "watermarking_config",
+)
+
+
 def generation_config_option(model: Any, options: tuple[str, ...]) -> str | None:
     """The first of `options` that the model's generation_config sets to other than the default
     (each adds a logits processor or criterion that a decode loop must implement to honour it)."""

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from playwright.sync_api import expect
 
 from playground.ui.i18n import WORDS
+from tests.browser.language import open_tab, save_screenshot
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Words that stand on each sub-tab whatever its data; each must show in the page's language only.
 DECODING_LABELS = (
     "compare.template",
@@ -51,13 +48,13 @@ ADAPTER_LABELS = (
 
 
 def _open_tab(browser, url: str, locale: str):
-    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
-    page.get_by_role("tab", name=re.compile("Side by side|並排")).click()
-    return context, page
+    return open_tab(
+        browser,
+        url,
+        locale,
+        "Side by side|並排",
+        lambda page: page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for(),
+    )
 
 
 def _check_words(page, anchor: str, keys: tuple[str, ...], shown: str, hidden: str) -> str:
@@ -88,11 +85,6 @@ def _run_three_columns(page, instruction: str | None = None) -> None:
         expect(page.locator(f"#compare-out-{i} textarea")).not_to_have_value("", timeout=60_000)
 
 
-def _save(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
-
-
 def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_server):
     _, url = app_server
     context, page = _open_tab(browser, url, "zh-TW")
@@ -110,7 +102,7 @@ def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_serv
     expect(stats).to_contain_text("貪婪解碼")
     assert "新 token 數" in stats.inner_text() and "tokens/s" not in stats.inner_text()
     expect(page.locator("#compare-stats-0")).to_contain_text("3 欄共用一次 generate 呼叫")
-    _save(page, "side-by-side-zh-TW.png")
+    save_screenshot(page, "side-by-side-zh-TW.png")
 
     page.get_by_role("tab", name=WORDS["zh-TW"]["compare.tab.adapters"]).click()
     _check_words(page, "#adapter-run", ADAPTER_LABELS, "zh-TW", "en")
@@ -132,7 +124,7 @@ def test_the_tab_in_english_keeps_its_english_words(browser, app_server):
     _check_words(page, "#compare-run", DECODING_LABELS, "en", "zh-TW")
     _run_three_columns(page, "Name a color.")
     expect(page.locator("#compare-stats-0")).to_contain_text("tokens/s")
-    _save(page, "side-by-side-en.png")
+    save_screenshot(page, "side-by-side-en.png")
     page.get_by_role("tab", name="Base model vs adapters").click()
     _check_words(page, "#adapter-run", ADAPTER_LABELS, "en", "zh-TW")
     context.close()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from playground.ui.i18n import WORDS
+from tests.browser.language import labels_in, open_tab, save_screenshot
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Labels that stand on the tab whatever its data; each must show in the page's language only.
 LABELS = (
     "leaderboard.start",
@@ -22,30 +19,17 @@ LABELS = (
 
 
 def _open_tab(browser, url: str, locale: str):
-    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.wait_for_selector("#model-status")
-    page.get_by_role("tab", name=re.compile("Leaderboard|排行榜")).click()
-    page.locator("#eval-data-info").get_by_text("rows").wait_for()
-    return context, page
+    return open_tab(
+        browser,
+        url,
+        locale,
+        "Leaderboard|排行榜",
+        lambda page: page.locator("#eval-data-info").get_by_text("rows").wait_for(),
+    )
 
 
 def _labels_in(page, shown: str, hidden: str) -> str:
-    """Waits for the tab's words in `shown`, checks none is left in `hidden`; the tab's text."""
-    start = WORDS[shown]["leaderboard.start"]
-    page.wait_for_function(f"document.querySelector('#eval-start').innerText.includes({start!r})")
-    panel = page.locator("#eval-start").evaluate("b => b.closest('[role=tabpanel]').innerText")
-    for key in LABELS:
-        assert WORDS[shown][key] in panel, key
-        assert WORDS[hidden][key] not in panel, key
-    return panel
-
-
-def _save(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    return labels_in(page, "#eval-start", "leaderboard.start", LABELS, shown, hidden)
 
 
 def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_server):
@@ -65,7 +49,7 @@ def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_serv
     page.locator("#lb-run-title").get_by_text("執行 #").wait_for()
     page.locator("#nll-heatmap").wait_for()
     assert "顏色越深" in page.locator("#lb-heatmap").inner_text()
-    _save(page, "leaderboard-zh-TW.png")
+    save_screenshot(page, "leaderboard-zh-TW.png")
     context.close()
 
 
@@ -74,5 +58,5 @@ def test_the_tab_in_english_keeps_its_english_labels(browser, app_server):
     context, page = _open_tab(browser, url, "en-US")
     _labels_in(page, "en", "zh-TW")
     page.locator("#lb-runs").wait_for()
-    _save(page, "leaderboard-en.png")
+    save_screenshot(page, "leaderboard-en.png")
     context.close()

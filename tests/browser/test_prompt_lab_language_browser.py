@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from playground.ui.i18n import WORDS
+from tests.browser.language import labels_in, open_tab, save_screenshot
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Labels that stand on the tab whatever its data; each must show in the page's language only.
 LABELS = (
     "prompt_lab.data",
@@ -41,30 +38,17 @@ LABELS = (
 
 
 def _open_tab(browser, url: str, locale: str):
-    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.wait_for_selector("#model-status")
-    page.get_by_role("tab", name=re.compile("Prompt lab|提示詞實驗室")).click()
-    page.locator("#lab-model").get_by_text("smollm2-135m-instruct").wait_for()
-    return context, page
+    return open_tab(
+        browser,
+        url,
+        locale,
+        "Prompt lab|提示詞實驗室",
+        lambda page: page.locator("#lab-model").get_by_text("smollm2-135m-instruct").wait_for(),
+    )
 
 
 def _labels_in(page, shown: str, hidden: str) -> str:
-    """Waits for the tab's words in `shown`, checks none is left in `hidden`; the tab's text."""
-    try_words = WORDS[shown]["prompt_lab.try"]
-    page.wait_for_function(f"document.querySelector('#lab-try').innerText.includes({try_words!r})")
-    panel = page.locator("#lab-try").evaluate("b => b.closest('[role=tabpanel]').innerText")
-    for key in LABELS:
-        assert WORDS[shown][key] in panel, key
-        assert WORDS[hidden][key] not in panel, key
-    return panel
-
-
-def _save(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    return labels_in(page, "#lab-try", "prompt_lab.try", LABELS, shown, hidden)
 
 
 def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_server):
@@ -94,7 +78,7 @@ def test_the_tab_speaks_traditional_chinese_in_a_zh_tw_browser(browser, app_serv
     assert "結果已存到排行榜" in page.locator("#lab-eval-status").inner_text()
     page.locator("#lab-chart .js-plotly-plot").first.wait_for()
     assert "越低越好" in page.locator("#lab-chart").inner_text()
-    _save(page, "prompt-lab-zh-TW.png")
+    save_screenshot(page, "prompt-lab-zh-TW.png")
     context.close()
 
 
@@ -107,5 +91,5 @@ def test_the_tab_in_english_keeps_its_english_labels(browser, app_server):
     assert "Run an evaluation" in page.locator("#lab-chart").inner_text()
     label = page.locator("#lab-example-format").inner_text()
     assert "Example format: {index} {instruction} {input} {output}" in label, label
-    _save(page, "prompt-lab-en.png")
+    save_screenshot(page, "prompt-lab-en.png")
     context.close()
