@@ -45,7 +45,7 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
 def resident_line(ctx: AppContext, request: gr.Request | None = None) -> str:
     """Every model in memory with what it takes, the bar's marked: others are Side by side's and the arena's."""
     models = [
-        tr(request, "model_bar.resident.model", key=i.key, memory=i.memory, device=i.device)
+        tr(request, "model_bar.resident.model", name=i.key, memory=i.memory, device=i.device)
         + (tr(request, "model_bar.resident.current") if i.current else "")
         for i in ctx.models.resident()
     ]
