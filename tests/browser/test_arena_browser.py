@@ -50,3 +50,34 @@ def test_battle_vote_reveals_and_rates(page, app_server, tmp_path_factory):
     page.locator("#ratings-heatmap .js-plotly-plot").wait_for()
     page.locator("#ratings-export-jsonl").click()
     expect(page.locator("#ratings-export")).to_contain_text(".jsonl")
+
+
+def test_side_by_side_columns_pick_resident_models(page, app_server, tmp_path_factory):
+    ctx, _ = app_server
+    tiny = build_causal_lm(tmp_path_factory.mktemp("column-tiny"), "llama", seed=5)
+    with ctx.models.use_model(str(tiny), LoadOptions(precision="fp32")) as loaded:
+        tiny_key = next(i.key for i in ctx.models.resident() if i.name == loaded.name)
+    bar_key = next(i.key for i in ctx.models.resident() if i.current)
+    page.reload()
+    page.get_by_role("tab", name="Side by side").click()
+    page.locator("#compare-instruction textarea").fill("Name a fruit.")
+    page.locator("#compare-input textarea").fill("")
+    max_new = page.locator("#compare-max-new input")
+    max_new.fill("10")
+    max_new.press("Tab")
+    # Column 2: the bar's model by name, greedy like column 1; column 3: the tiny model.
+    for column, key in ((1, bar_key), (2, tiny_key)):
+        page.locator(f"#compare-model-{column} input").click()
+        page.get_by_role("option", name=key, exact=False).first.click()
+    page.locator("#compare-preset-1 input").click()
+    page.get_by_role("option", name="greedy", exact=True).click()
+    expect(page.locator("#compare-summary-1")).to_contain_text("greedy")
+    page.locator("#compare-run").click()
+    outputs = [page.locator(f"#compare-out-{i} textarea") for i in range(3)]
+    for out in outputs:
+        expect(out).not_to_have_value("", timeout=90_000)
+    expect(page.locator("#compare-stats-2")).to_contain_text(tiny_key)
+    expect(page.locator("#compare-stats-1")).to_contain_text(bar_key)
+    # Same model, same settings, same seed: the same answer, whichever way the column named it.
+    assert outputs[0].input_value() == outputs[1].input_value()
+    assert outputs[2].input_value() != outputs[0].input_value()

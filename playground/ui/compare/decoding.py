@@ -101,11 +101,15 @@ class DecodingHandlers:
         values: list[Any] = []
         for i in range(MAX_COLUMNS):
             shown = i < len(results)
-            values += (
-                [column_text(results[i], samples, lang), column_stats(results[i], lang)]
-                if shown
-                else ["", ""]
-            )
+            if not shown:
+                values += ["", ""]
+                continue
+            stats = column_stats(results[i], lang)
+            model = picked[i][0]
+            values += [
+                column_text(results[i], samples, lang),
+                stats if model == BAR_MODEL else f"`{model}` · {stats}",
+            ]
         return values + ["\n\n---\n\n".join(prompts)]
 
     @user_errors
