@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from playground.identity import Deployment
 from playground.leaderboard import Leaderboard
 from playground.models import ModelManager
 from playground.training.jobs import JobManager
+
+if TYPE_CHECKING:
+    from playground.arena.votes import VoteStore
 
 
 class AppContext:
@@ -29,6 +33,13 @@ class AppContext:
     def jobs(self) -> JobManager:
         # Recovers on construction: jobs whose worker died with the old app show as interrupted.
         return JobManager()
+
+    @functools.cached_property
+    def votes(self) -> VoteStore:
+        """Arena votes, in the leaderboard's database."""
+        from playground.arena.votes import VoteStore
+
+        return VoteStore(self.leaderboard)
 
     @functools.cached_property
     def leaderboard(self) -> Leaderboard:

@@ -302,6 +302,13 @@ class Leaderboard:
         except exc.OperationalError as error:
             raise PlaygroundError(f"The leaderboard database ({self.url}) failed: {error.orig}") from error
 
+    def write(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction, for tables kept beside the runs (arena votes)."""
+        return self._write()
+
+    def read(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._read()
+
     # -- writing ---------------------------------------------------------------------------
 
     def as_owner(self, owner: Owner) -> OwnedLeaderboard:

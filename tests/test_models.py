@@ -9,6 +9,7 @@ import torch
 from playground.errors import ModelLoadError
 from playground.models import EMBEDDED_KEY, LoadOptions, ModelManager, find_preset, load_model
 from playground.models.loader import cpu_has_native_bf16
+from playground.models.memory import MemoryBudget
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_mistral"])
@@ -69,7 +70,8 @@ def test_presets_have_homework_templates():
 
 
 def test_manager_switch_frees_previous_and_guards_use(tiny_llama, tiny_mistral):
-    manager = ModelManager()
+    # Room for one model: switching evicts the first, once its user is done.
+    manager = ModelManager(MemoryBudget(max_models=1))
     first = manager.load(str(tiny_llama), LoadOptions(precision="fp32"))
     assert manager.load(str(tiny_llama), LoadOptions(precision="fp32")) is first  # no reload
     order = []
@@ -105,7 +107,7 @@ def test_embedded_default_answers(embedded_model):
 
 
 def test_failed_switch_keeps_a_model_loaded(tiny_llama, tmp_path, monkeypatch):
-    manager = ModelManager()
+    manager = ModelManager(MemoryBudget(max_models=1))
     first = manager.load(str(tiny_llama), LoadOptions(precision="fp32"))
     with pytest.raises(ModelLoadError, match="No folder"):
         manager.load(str(tmp_path / "typo"))

@@ -121,6 +121,22 @@ def _same_model(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
+def base_matches(base: str, model_name: str, model_source: str = "") -> bool:
+    """Whether an adapter trained on `base` belongs to the model `model_name` (loaded from `model_source`)."""
+    from playground.models.presets import find_preset
+
+    if _same_model(base, model_name) or (model_source and _same_model(base, model_source)):
+        return True
+    preset = find_preset(model_name)
+    return bool(preset and _same_model(base, preset.hf_id))
+
+
+def adapter_fits(folder: str | Path, model_name: str, model_source: str = "") -> bool:
+    """Whether an adapter was trained on the model called `model_name` (a preset key or an id)."""
+    base = adapter_base_model(folder)
+    return base is not None and base_matches(base, model_name, model_source)
+
+
 def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = None) -> str:
     """Load an adapter onto the resident model under `name` (default: the folder name)."""
     from playground.models.access import model_access
@@ -146,15 +162,11 @@ def _attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None) -
     if loaded.adapters.get(name) == str(folder):
         return name
     base = adapter_base_model(folder)
-    if base and not (_same_model(base, loaded.name) or _same_model(base, loaded.source)):
-        from playground.models.presets import find_preset
-
-        preset = find_preset(loaded.name)
-        if not (preset and _same_model(base, preset.hf_id)):
-            raise PlaygroundError(
-                f"Adapter {folder.name} was trained on {base}, but the loaded model is {loaded.name}. "
-                f"Load {base} first."
-            )
+    if base and not base_matches(base, loaded.name, loaded.source):
+        raise PlaygroundError(
+            f"Adapter {folder.name} was trained on {base}, but the loaded model is {loaded.name}. "
+            f"Load {base} first."
+        )
     try:
         if isinstance(loaded.model, PeftModel):
             if name in loaded.model.peft_config:

@@ -318,6 +318,24 @@ def check_loadable(name_or_path: str, options: LoadOptions | None = None) -> Non
     _check_int4_architecture(config, quantization, resolved.name)
 
 
+def planned_footprint(name_or_path: str, options: LoadOptions | None = None) -> tuple[str, int | None]:
+    """(device, estimated bytes once loaded) of a model, before loading it; None where unknown."""
+    from playground.models.int4 import INT4_QUANTIZATION
+    from playground.models.memory import estimated_bytes
+
+    options = options or LoadOptions()
+    resolved = resolve(name_or_path)
+    device, dtype_name, quantization, _ = _choose(options)
+    if quantization == INT4_QUANTIZATION:
+        precision = "int4"
+    elif quantization:
+        precision = "4bit" if quantization.startswith("4-bit") else "8bit"
+    else:
+        precision = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[dtype_name]
+    folder = resolved.source if resolved.is_local else None
+    return device, estimated_bytes(folder, precision)
+
+
 def _check_int4_architecture(config: Any, quantization: str | None, name: str) -> None:
     from playground.models.int4 import INT4_QUANTIZATION
 

@@ -1,61 +1,69 @@
-"""One model resident at a time, shared by every tab.
+"""The resident models: several in memory at once, within a memory budget, shared by every tab.
 
-`use()` holds the model so that no load can swap it out meanwhile; many callers use it at once,
-their generations batched by the model's engine. Direct work on the weights (perplexity,
-adapters) goes through `exclusive_model` (models/access.py), or `use(adapter)`. A load waits for
-every `use()` to end and keeps new ones waiting until it is done, so nothing ever runs on a
-half-loaded or freed model.
+`current` is the model bar's model, what every tab uses unless it names another. Other models
+join with `use_model(name)` (Side by side columns, the arena, the API): loaded on first use,
+then kept until room is needed, when the least recently used one that nobody is using leaves
+(the bar's model last). A model that could never fit is refused before anything leaves.
+
+`use()` / `use_model()` hold a model so that it cannot be unloaded meanwhile; many callers use
+one at once, their generations batched by the model's engine. Direct work on the weights
+(perplexity, adapters) goes through `exclusive_model` (models/access.py), or `use(adapter)`.
+Loads run one at a time; a load that needs room waits for the model it evicts to be left.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from playground.errors import ModelLoadError, PlaygroundError
 from playground.models.access import exclusive_model
-from playground.models.loader import LoadedModel, LoadOptions, Progress, check_loadable, free, load_model
+from playground.models.loader import (
+    LoadedModel,
+    LoadOptions,
+    Progress,
+    check_loadable,
+    free,
+    load_model,
+    planned_footprint,
+)
+from playground.models.memory import MemoryBudget, gib, measured_bytes
+
+# How long a load waits for a model to be left by its users before it gives up.
+EVICTION_WAIT_SECONDS = 120.0
 
 
-class SwapLock:
-    """Many users or one swapper; a waiting swapper goes before new users.
+@dataclass
+class ResidentModel:
+    """One model in memory. `key` names it among the resident ones (its name, plus the precision
+    when the same model is resident twice); `bytes` is its measured footprint."""
 
-    Counts, not thread ownership: Gradio may resume a streaming generator on another worker
-    thread, and the thread that releases a hold need not be the one that took it.
-    """
+    key: str
+    loaded: LoadedModel
+    bytes: int
+    users: int = 0
+    last_used: int = 0
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._users = 0
-        self._swapping = False
-        self._swappers_waiting = 0
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._swapping and not self._swappers_waiting)
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._users -= 1
-                self._cond.notify_all()
+@dataclass(frozen=True)
+class ResidentInfo:
+    """What the page shows of a resident model."""
 
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._swappers_waiting += 1
-            self._cond.wait_for(lambda: not self._swapping and self._users == 0)
-            self._swappers_waiting -= 1
-            self._swapping = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._swapping = False
-                self._cond.notify_all()
+    key: str
+    name: str
+    device: str
+    precision: str
+    bytes: int
+    users: int
+    current: bool
+
+    @property
+    def memory(self) -> str:
+        return gib(self.bytes)
 
 
 def _release(loaded: LoadedModel | None) -> None:
@@ -65,56 +73,247 @@ def _release(loaded: LoadedModel | None) -> None:
     free(loaded)
 
 
+def _names(loaded: LoadedModel) -> set[str]:
+    return {loaded.name, loaded.source, loaded.requested}
+
+
 class ModelManager:
-    def __init__(self) -> None:
-        self._swap = SwapLock()
-        self._current: LoadedModel | None = None
+    def __init__(self, budget: MemoryBudget | None = None) -> None:
+        self.budget = budget or MemoryBudget.from_env()
+        self._cond = threading.Condition()
+        self._load_lock = threading.Lock()
+        self._resident: dict[str, ResidentModel] = {}
+        self._current_key: str | None = None
+        self._clock = itertools.count(1)
+
+    # -- looking ---------------------------------------------------------------------------
 
     @property
     def current(self) -> LoadedModel | None:
-        return self._current
+        """The model bar's model (None when none is loaded)."""
+        slot = self._resident.get(self._current_key or "")
+        return slot.loaded if slot is not None else None
+
+    def resident(self) -> list[ResidentInfo]:
+        """The resident models, most recently used first."""
+        with self._cond:
+            slots = sorted(self._resident.values(), key=lambda r: -r.last_used)
+            return [
+                ResidentInfo(
+                    r.key,
+                    r.loaded.name,
+                    r.loaded.device,
+                    r.loaded.dtype + (f", {r.loaded.quantization}" if r.loaded.quantization else ""),
+                    r.bytes,
+                    r.users,
+                    r.key == self._current_key,
+                )
+                for r in slots
+            ]
+
+    def find(self, name: str) -> LoadedModel | None:
+        """The resident model called `name` (its key, name, source or what was typed to load it),
+        the most recently used one if several match; None if none is resident."""
+        name = (name or "").strip()
+        with self._cond:
+            slots = sorted(self._resident.values(), key=lambda r: -r.last_used)
+            for r in slots:
+                if name == r.key or name in _names(r.loaded):
+                    return r.loaded
+        return None
+
+    def _lookup(self, name: str, options: LoadOptions) -> ResidentModel | None:
+        name = name.strip()
+        if name in self._resident:
+            return self._resident[name]
+        for r in self._resident.values():
+            if name in _names(r.loaded) and r.loaded.options == options:
+                return r
+        return None
+
+    # -- loading ---------------------------------------------------------------------------
 
     def load(
         self, name: str, options: LoadOptions | None = None, progress: Progress | None = None
     ) -> LoadedModel:
-        options = options or LoadOptions()
-        with self._swap.exclusive():
-            cur = self._current
-            if cur is not None and name.strip() in (cur.name, cur.source) and cur.options == options:
-                return cur
-            # Refuse a bad name before anything is freed: a typo must not cost the current model.
-            check_loadable(name, options)
-            # Free first: two 7B models side by side would not fit where one does.
-            self._current = None
-            _release(cur)
-            try:
-                self._current = load_model(name, options, progress)
-            except Exception as exc:
-                if cur is None:
-                    raise
-                self._current = load_model(cur.requested or cur.source, cur.options)
-                raise ModelLoadError(f"{exc} The previous model, {cur.name}, was loaded again.") from exc
-            return self._current
+        """Make `name` the model bar's model, loading it unless it is resident already."""
+        slot = self._ensure(name, options or LoadOptions(), progress, hold=False)
+        with self._cond:
+            self._current_key = slot.key
+        return slot.loaded
 
-    def unload(self) -> None:
-        with self._swap.exclusive():
-            cur, self._current = self._current, None
-            _release(cur)
+    def _ensure(
+        self, name: str, options: LoadOptions, progress: Progress | None, hold: bool
+    ) -> ResidentModel:
+        with self._load_lock:
+            with self._cond:
+                slot = self._lookup(name, options)
+                if slot is not None:
+                    self._take(slot, hold)
+                    return slot
+            # Refuse a bad name, or a model that can never fit, before anything is evicted.
+            check_loadable(name, options)
+            device, estimate = planned_footprint(name, options)
+            evicted = self._make_room(device, estimate or 0, progress)
+            try:
+                loaded = load_model(name, options, progress)
+            except Exception as exc:
+                self._reload_evicted_current(evicted, exc)
+                raise
+            size = measured_bytes(loaded.model)
+            try:
+                self._make_room(loaded.device, size, progress)
+            except PlaygroundError:
+                _release(loaded)
+                raise
+            with self._cond:
+                slot = ResidentModel(self._new_key(loaded), loaded, size)
+                self._resident[slot.key] = slot
+                if self._current_key is None:
+                    self._current_key = slot.key
+                self._take(slot, hold)
+                return slot
+
+    def _take(self, slot: ResidentModel, hold: bool) -> None:
+        slot.last_used = next(self._clock)
+        if hold:
+            slot.users += 1
+
+    def _new_key(self, loaded: LoadedModel) -> str:
+        if loaded.name not in self._resident:
+            return loaded.name
+        key = f"{loaded.name} ({loaded.options.precision})"
+        for n in itertools.count(2):
+            if key not in self._resident:
+                return key
+            key = f"{loaded.name} ({loaded.options.precision}, {n})"
+        raise AssertionError("unreachable")
+
+    def _make_room(self, device: str, need: int, progress: Progress | None) -> LoadedModel | None:
+        """Evict idle models, least recently used first (the bar's model last), until a model of
+        `need` bytes fits on `device` beside the rest; returns the bar's model if it was evicted."""
+        evicted: LoadedModel | None = None
+        deadline = time.monotonic() + EVICTION_WAIT_SECONDS
+        with self._cond:
+            while True:
+                here = [r for r in self._resident.values() if r.loaded.device == device]
+                used = sum(r.bytes for r in here)
+                capacity = self.budget.capacity(device, used)
+                if need > capacity:
+                    raise ModelLoadError(
+                        f"This model needs about {gib(need)} on {device}, more than the "
+                        f"{gib(max(capacity, 0))} that models may take there even with every other "
+                        "model unloaded; nothing was unloaded. Choose a smaller model or precision "
+                        "(4bit/int4 on a GPU)."
+                    )
+                short_of_bytes = used + need > capacity
+                short_of_count = len(self._resident) + 1 > self.budget.max_models
+                if not (short_of_bytes or short_of_count):
+                    return evicted
+                pool = here if short_of_bytes else list(self._resident.values())
+                idle = sorted(
+                    (r for r in pool if r.users == 0),
+                    key=lambda r: (r.key == self._current_key, r.last_used),
+                )
+                if idle:
+                    victim = idle[0]
+                    if progress:
+                        progress(0.0, f"Unloading {victim.key} (least recently used) to make room...")
+                    del self._resident[victim.key]
+                    if victim.key == self._current_key:
+                        self._current_key = None
+                        evicted = victim.loaded
+                    _release(victim.loaded)
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(timeout=remaining):
+                    raise ModelLoadError(
+                        "There is no room for another model: every resident model is in use. "
+                        "Try again when their answers have finished."
+                    )
+
+    def _reload_evicted_current(self, previous: LoadedModel | None, exc: Exception) -> None:
+        """A load that failed after evicting the bar's model brings that model back."""
+        if previous is None:
+            return
+        back = load_model(previous.requested or previous.source, previous.options)
+        with self._cond:
+            slot = ResidentModel(self._new_key(back), back, measured_bytes(back.model))
+            self._resident[slot.key] = slot
+            self._current_key = slot.key
+        raise ModelLoadError(f"{exc} The previous model, {previous.name}, was loaded again.") from exc
+
+    def unload(self, key: str | None = None) -> None:
+        """Unload the model `key` (default: the bar's), once nobody uses it."""
+        with self._cond:
+            key = key or self._current_key
+            slot = self._resident.get(key or "")
+            if slot is None:
+                return
+            self._cond.wait_for(lambda: slot.users == 0)
+            self._resident.pop(slot.key, None)
+            if self._current_key == slot.key:
+                self._current_key = None
+            _release(slot.loaded)
+
+    # -- using -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _holding(self, slot: ResidentModel) -> Iterator[LoadedModel]:
+        try:
+            yield slot.loaded
+        finally:
+            with self._cond:
+                slot.users -= 1
+                self._cond.notify_all()
 
     @contextmanager
     def use(self, adapter: str | None = None) -> Iterator[LoadedModel]:
-        """The resident model, held so that no load can swap it out meanwhile.
+        """The bar's model, held so that no load can evict it meanwhile.
 
         Without `adapter`, shared: generate through the engine (stream_generate etc., passing an
         adapter name per request) and wrap direct work in `exclusive_model`. With `adapter`, the
         whole block runs the model directly with that adapter active, alone (no generation
         inside: the engine waits for the block).
         """
-        with self._swap.shared():
-            if self._current is None:
+        with self._cond:
+            slot = self._resident.get(self._current_key or "")
+            if slot is None:
                 raise PlaygroundError("No model is loaded. Pick one at the top of the page and press Load.")
+            self._take(slot, hold=True)
+        with self._holding(slot) as loaded:
             if adapter is None:
-                yield self._current
+                yield loaded
             else:
-                with exclusive_model(self._current, adapter):
-                    yield self._current
+                with exclusive_model(loaded, adapter):
+                    yield loaded
+
+    @contextmanager
+    def use_model(
+        self,
+        name: str,
+        options: LoadOptions | None = None,
+        progress: Progress | None = None,
+        may_load: bool = True,
+    ) -> Iterator[LoadedModel]:
+        """The resident model `name` (a key from `resident()`, or a name to load), held meanwhile.
+
+        Not resident: loaded when `may_load` (an admin's request), else a clear error."""
+        options = options or LoadOptions()
+        if not may_load:
+            with self._cond:
+                slot = self._lookup(name, options) or self._by_find(name)
+                if slot is None:
+                    raise PlaygroundError(
+                        f"{name} is not loaded, and loading models is for admins here. Pick one of "
+                        "the loaded models."
+                    )
+                self._take(slot, hold=True)
+        else:
+            slot = self._ensure(name, options, progress, hold=True)
+        with self._holding(slot) as loaded:
+            yield loaded
+
+    def _by_find(self, name: str) -> ResidentModel | None:
+        loaded = self.find(name)
+        return next((r for r in self._resident.values() if r.loaded is loaded), None)

@@ -14,6 +14,7 @@ from playground.identity import Deployment
 from playground.limits import Limits, current_limits
 from playground.login_throttle import LoginThrottle
 from playground.paths import exports_dir
+from playground.ui.arena import build_arena_tab
 from playground.ui.chat import build_chat_tab
 from playground.ui.compare import build_compare_tab
 from playground.ui.fair_queue import install_fair_queue
@@ -37,6 +38,7 @@ TABS: list[tuple[str, str, Callable[[AppContext], None]]] = [
     ("app.tab.chat", "chat", build_chat_tab),
     ("app.tab.prompt_lab", "prompt-lab", build_prompt_lab_tab),
     ("app.tab.compare", "compare", build_compare_tab),
+    ("app.tab.arena", "arena", build_arena_tab),
     ("app.tab.training", "training", build_training_tab),
     ("app.tab.leaderboard", "leaderboard", build_leaderboard_tab),
 ]

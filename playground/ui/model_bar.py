@@ -32,6 +32,7 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
     summary = tr(request, "model_bar.model_summary", **cur.summary())
     lines = [tr(request, "model_bar.loaded", model=summary)]
     lines += [f"- {note}" for note in cur.notes]
+    lines.append(resident_line(ctx, request))
     if cur.device == "cuda":
         import torch
 
@@ -39,6 +40,16 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
         total = torch.cuda.get_device_properties(0).total_memory / 2**30
         lines.append(tr(request, "model_bar.gpu_memory", used=f"{used:.1f}", total=f"{total:.0f}"))
     return "\n".join(lines)
+
+
+def resident_line(ctx: AppContext, request: gr.Request | None = None) -> str:
+    """Every model in memory with what it takes, the bar's marked: others are Side by side's and the arena's."""
+    models = [
+        tr(request, "model_bar.resident.model", name=i.key, memory=i.memory, device=i.device)
+        + (tr(request, "model_bar.resident.current") if i.current else "")
+        for i in ctx.models.resident()
+    ]
+    return tr(request, "model_bar.resident", models=", ".join(models))
 
 
 @dataclass

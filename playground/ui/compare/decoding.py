@@ -6,13 +6,14 @@ connects them.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import gradio as gr
 
 from playground.context import AppContext
 from playground.generation.compare import Column, compare_columns, sweep
-from playground.ui.common import GENERATION_EVENT, user_errors
+from playground.ui.common import GENERATION_EVENT, on_tab_shown, user_errors
 from playground.ui.compare.decoding_layout import (
     ColumnControls,
     RunBar,
@@ -39,6 +40,7 @@ from playground.ui.compare.decoding_views import (
 )
 from playground.ui.compare.shared import SharedControls, prompt_text, seed_or_none
 from playground.ui.i18n import language_of, text
+from playground.ui.model_choice import BAR_MODEL, holding_model, model_dropdown_update
 from playground.ui.session import on_page_load
 from playground.ui.session_stop import SessionRuns, stop_all
 
@@ -72,25 +74,43 @@ class DecodingHandlers:
         self, v: dict[Any, Any], request: gr.Request, progress: gr.Progress = gr.Progress()
     ) -> list[Any]:
         lang = language_of(request)
-        columns = []
+        picked: list[tuple[str, Column]] = []  # (model, column)
         for column in self.columns[: int(v[self.bar.n_columns])]:
             settings = settings_from_knobs(*(v[k] for k in column.knobs))
-            columns.append(Column(f"{len(columns) + 1}. {decoding_label(settings, lang)}", settings))
+            model = v[column.model] or BAR_MODEL
+            label = f"{len(picked) + 1}. {decoding_label(settings, lang)}"
+            picked.append((model, Column(label if model == BAR_MODEL else f"{label} · {model}", settings)))
         samples = int(v[self.bar.samples])
+        # One seed for every model's columns, so identical settings give identical answers.
+        seed = seed_or_none(v[self.bar.seed])
+        seed = random.randrange(2**31) if seed is None else seed
         runs: SessionRuns = v[self.shared.runs]
-        progress(0.05, desc=text(lang, "compare.progress.columns", columns=len(columns)))
-        with runs.run() as stop, self.ctx.models.use() as loaded:
-            prompt = self._prompt(loaded, v, lang)
-            results = compare_columns(loaded, prompt, columns, samples, seed_or_none(v[self.bar.seed]), stop)
+        results: list[Any] = [None] * len(picked)
+        prompts: list[str] = []
+        with runs.run() as stop:
+            for model in dict.fromkeys(m for m, _ in picked):
+                idx = [i for i, (m, _) in enumerate(picked) if m == model]
+                progress(0.05, desc=text(lang, "compare.progress.columns", columns=len(idx)))
+                with holding_model(self.ctx, request, model, progress) as loaded:
+                    prompt = self._prompt(loaded, v, lang)
+                    columns = [picked[i][1] for i in idx]
+                    for i, r in zip(idx, compare_columns(loaded, prompt, columns, samples, seed, stop)):
+                        results[i] = r
+                if prompt not in prompts:
+                    prompts.append(prompt)
         values: list[Any] = []
         for i in range(MAX_COLUMNS):
             shown = i < len(results)
-            values += (
-                [column_text(results[i], samples, lang), column_stats(results[i], lang)]
-                if shown
-                else ["", ""]
-            )
-        return values + [prompt]
+            if not shown:
+                values += ["", ""]
+                continue
+            stats = column_stats(results[i], lang)
+            model = picked[i][0]
+            values += [
+                column_text(results[i], samples, lang),
+                stats if model == BAR_MODEL else f"`{model}` · {stats}",
+            ]
+        return values + ["\n\n---\n\n".join(prompts)]
 
     @user_errors
     def run_sweep(
@@ -138,11 +158,18 @@ def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
     for column in columns:
         _wire_column(column)
     on_page_load(default_summaries, None, [c.summary for c in columns])
+    column_models = [c.model for c in columns]
+
+    def model_lists(request: gr.Request) -> list[Any]:
+        return [model_dropdown_update(ctx, request)] * len(column_models)
+
+    on_page_load(model_lists, None, column_models)
+    on_tab_shown(model_lists, None, column_models)
     bar.n_columns.change(columns_shown, bar.n_columns, [c.box for c in columns], queue=False)
     bar.max_new_all.change(max_new_everywhere, bar.max_new_all, [c.knobs[-1] for c in columns], queue=False)
 
     knobs = [k for c in columns for k in c.knobs]
-    common = {bar.samples, bar.seed, shared.runs, *handlers.prompt_inputs}
+    common = {bar.samples, bar.seed, shared.runs, *handlers.prompt_inputs, *column_models}
     outputs = [o for c in columns for o in (c.out, c.stats)]
     bar.run.click(
         handlers.run_columns, {bar.n_columns, *common, *knobs}, outputs + [preview], **GENERATION_EVENT

@@ -20,6 +20,7 @@ from playground.ui.compare.decoding_settings import (
 )
 from playground.ui.compare.decoding_views import sweep_headers
 from playground.ui.i18n import t
+from playground.ui.model_choice import BAR_MODEL
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RunBar:
 @dataclass
 class ColumnControls:
     box: gr.Column
+    model: gr.Dropdown  # a resident model's key, or BAR_MODEL
     preset: gr.Dropdown
     summary: gr.Markdown
     knobs: list[gr.components.Component]  # in decoding_settings.KNOBS order
@@ -112,6 +114,13 @@ def _build_column(i: int, box: gr.Column) -> ColumnControls:
     preset_name = COLUMN_PRESETS[i]
     mode0, t0, p0, k0, b0, lp0, nr0, rep0 = preset_knobs(preset_name)
     gr.Markdown(t(f"compare.column.{i + 1}"))
+    model = gr.Dropdown(
+        [(t("model_choice.bar"), BAR_MODEL)],
+        value=BAR_MODEL,
+        label=t("compare.column_model"),
+        info=t("compare.column_model.info"),
+        elem_id=f"compare-model-{i}",
+    )
     preset = gr.Dropdown(
         preset_choices(), value=preset_name, label=t("compare.preset"), elem_id=f"compare-preset-{i}"
     )
@@ -140,7 +149,7 @@ def _build_column(i: int, box: gr.Column) -> ColumnControls:
         label=t("compare.output"), lines=8, max_lines=30, interactive=False, elem_id=f"compare-out-{i}"
     )
     stats = gr.Markdown("", elem_id=f"compare-stats-{i}")
-    return ColumnControls(box, preset, summary, knobs, out, stats)
+    return ColumnControls(box, model, preset, summary, knobs, out, stats)
 
 
 def build_prompt_preview() -> gr.Textbox:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from playground.context import AppContext
 from playground.ui.common import on_tab_shown
 from playground.ui.leaderboard import handlers as h
+from playground.ui.leaderboard.arena_ratings import build_arena_ratings
 from playground.ui.leaderboard.layout import (
     Board,
     EvaluateForm,
@@ -27,6 +28,7 @@ def build_leaderboard_tab(ctx: AppContext) -> None:
     form = build_evaluate_form(h.initial_data_info("classical_chinese_test.json"))
     board = build_board()
     detail = build_run_detail()
+    build_arena_ratings(ctx)
     _wire_form(handlers, form, board)
     _wire_board(handlers, form, board, detail)
 

@@ -36,6 +36,10 @@ EN = {
     "model_bar.model_summary": DESCRIPTION,
     "model_bar.gpu_memory": "- GPU memory: {used} / {total} GiB",
     "model_bar.chat_adapter": "- Your chat uses adapter **{name}**.",
+    "model_bar.resident": "- In memory: {models}",
+    "model_bar.resident.model": "{name} ({memory} on {device})",
+    "model_bar.resident.current": " [this bar's]",
+    "model_choice.bar": "the model bar's model",
 }
 
 ZH_TW = {
@@ -74,4 +78,8 @@ ZH_TW = {
     ),
     "model_bar.gpu_memory": "- GPU 記憶體：{used} / {total} GiB",
     "model_bar.chat_adapter": "- 你的對話使用轉接器 **{name}**。",
+    "model_bar.resident": "- 記憶體中的模型：{models}",
+    "model_bar.resident.model": "{name}（{device} 上佔 {memory}）",
+    "model_bar.resident.current": "［本列的模型］",
+    "model_choice.bar": "上方模型列的模型",
 }
