@@ -230,6 +230,48 @@ def transformers_turns(loaded: Any, args: argparse.Namespace):
     return turn, manager
 
 
+def profile_engine(engine: Any, cuda: bool) -> dict[str, float]:
+    """Wall seconds spent in each part of the engine's steps, for a profile round.
+
+    On CUDA the slot step is synchronised so that its GPU time is its own, not the sampler's
+    (whose `.tolist()` would otherwise wait for it).
+    """
+    import torch
+
+    from playground.generation import engine as engine_module
+
+    spent: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, sync: bool = False) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                out = fn(*a, **k)
+                if sync and cuda:
+                    torch.cuda.synchronize()
+                return out
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+
+        return wrapper
+
+    engine._admit = timed("admit (prefills)", engine._admit)
+    engine._took = timed("took (detokenise, stops, stream)", engine._took)
+    engine._step = timed("step (all)", engine._step)
+    engine_module.sample_next_token = timed("sample_next_token", engine_module.sample_next_token)
+    real_slot_batch = engine._slot_batch
+
+    def slot_batch(model: Any) -> Any:
+        slots = real_slot_batch(model)
+        if slots is not None and not getattr(slots, "_profiled", False):
+            slots.step = timed("slot forward (graph replay)", slots.step, sync=True)
+            slots._profiled = True
+        return slots
+
+    engine._slot_batch = slot_batch
+    return spent
+
+
 def launch_app(loaded_name: str, options: Any) -> tuple[str, Any]:
     import socket
 
@@ -260,6 +302,7 @@ def main() -> int:
     parser.add_argument("--prompt-tokens", type=int, default=100)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--root", default="/tmp/gpu-models", help="where --shape models are saved")
+    parser.add_argument("--profile", action="store_true", help="then one more engine round, timed per part")
     args = parser.parse_args()
 
     import torch
@@ -306,6 +349,14 @@ def main() -> int:
             for n in users:
                 results[path, n] = load = _users(n, args.turns, turn)
                 print(load.line(path, n), flush=True)
+            if args.profile and engine is not None:
+                steps_before, spent = engine.steps, profile_engine(engine, args.cuda)
+                _users(max(users), args.turns, turn)
+                steps = max(1, engine.steps - steps_before)
+                for part, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+                    print(
+                        f"{path:>12} profile N={max(users)}: {part:<36} {seconds * 1000 / steps:7.2f} ms/step"
+                    )
         except Exception as exc:  # noqa: BLE001 - a peer that cannot run here is reported, not fatal
             results[path, users[0]] = load = Load(error=f"{type(exc).__name__}: {str(exc)[:200]}")
             print(load.line(path, users[0]), flush=True)
