@@ -182,3 +182,43 @@ def test_a_chinese_answer_comes_as_whole_characters(embedded_model):
     for p in pieces:
         lp = sum(s.chosen_logprob for s in e.steps[p.start : p.start + len(p.token_ids)])
         assert p.probability == pytest.approx(math.exp(lp))
+
+
+def test_logprobs_come_with_any_generation_that_asks_and_reach_eval_json(tiny, tiny_llama, tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from playground.evaluation.cli import add_arguments, main
+    from playground.generation.batch import generate_many
+
+    [plain] = generate_many(tiny, [PROMPT], GREEDY.with_(max_new_tokens=6))
+    [out] = generate_many(tiny, [PROMPT], GREEDY.with_(max_new_tokens=6), logprobs=3)
+    assert plain.logprobs is None and out.text == plain.text
+    assert len(out.logprobs) == out.new_tokens
+    e = explore(tiny, PROMPT, GREEDY.with_(max_new_tokens=6))
+    for token, step in zip(out.logprobs, e.steps, strict=True):
+        assert token.token_id == step.chosen and token.logprob == pytest.approx(step.chosen_logprob, abs=1e-5)
+        assert [a.token_id for a in token.top] == list(step.ids[:3])
+        assert token.top[0].logprob >= token.logprob  # greedy takes the most likely
+    with pytest.raises(PlaygroundError, match="0 to 20"):
+        generate_many(tiny, [PROMPT], GREEDY, logprobs=999)
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    data = Path(__file__).parents[1] / "examples" / "classical_chinese_test.json"
+    common = ["--model", str(tiny_llama), "--data", str(data), "--limit", "2", "--max-new-tokens", "4"]
+    args = parser.parse_args(
+        [*common, "--metrics", "rouge", "--precision", "fp32", "--json", "--logprobs", "2"]
+    )
+    args.no_store = True
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    [seed] = summary["logprobs"]
+    assert len(seed["examples"]) == 2
+    first = seed["examples"][0][0]
+    assert set(first) == {"token", "token_id", "logprob", "top"} and len(first["top"]) == 2
+    assert first["logprob"] <= 0
+    args = parser.parse_args([*common, "--metrics", "perplexity", "--json", "--logprobs", "2"])
+    assert main(args) == 1, "log-probabilities need a generation metric"
