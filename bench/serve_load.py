@@ -258,7 +258,10 @@ def profile_engine(engine: Any, cuda: bool) -> dict[str, float]:
     engine._admit = timed("admit (prefills)", engine._admit)
     engine._took = timed("took (detokenise, stops, stream)", engine._took)
     engine._step = timed("step (all)", engine._step)
-    engine_module.sample_next_token = timed("sample_next_token", engine_module.sample_next_token)
+    engine_module.process_logits = timed("sampler: process_logits", engine_module.process_logits)
+    engine_module.draw_next_token = timed(
+        "sampler: draw_next_token (waits for GPU)", engine_module.draw_next_token
+    )
     real_slot_batch = engine._slot_batch
 
     def slot_batch(model: Any) -> Any:

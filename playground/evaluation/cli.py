@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--no-store", action="store_true", help="do not write the runs to the leaderboard")
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+    parser.add_argument(
+        "--logprobs",
+        type=int,
+        metavar="N",
+        help="with --json and a generation metric: each generated token's log-probability and N alternatives",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -69,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
             limit=args.limit,
             batch_size=args.batch_size,
             decoding=GREEDY.with_(max_new_tokens=args.max_new_tokens),
+            logprobs=args.logprobs,
         ).validate()
         loaded = load_model(args.model, LoadOptions(precision=args.precision))
         template = resolve_template(args.template, "", loaded.default_template, args.system)
@@ -107,5 +114,10 @@ def main(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in o.metrics.items())
         print(f"seed {o.seed}: {shown} ({o.seconds:.1f} s, run #{o.run_id})")
     if args.json:
+        if config.logprobs is not None:
+            summary["logprobs"] = [
+                {"seed": o.seed, "examples": [[t.to_dict() for t in tokens] for tokens in o.logprobs or []]}
+                for o in outcomes
+            ]
         print(json.dumps(summary, ensure_ascii=False, default=str))
     return 0

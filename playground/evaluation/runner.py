@@ -18,6 +18,7 @@ from playground.errors import Cancelled, PlaygroundError
 from playground.evaluation import metrics as M
 from playground.evaluation.perplexity import perplexity
 from playground.generation.batch import generate_many
+from playground.generation.logprobs import TokenLogprob
 from playground.generation.settings import GREEDY, DecodingSettings
 from playground.leaderboard import ExampleResult, Leaderboard, RunSpec
 from playground.models.loader import LoadedModel
@@ -38,6 +39,8 @@ class EvalConfig:
     batch_size: int = 8
     decoding: DecodingSettings = GREEDY.with_(max_new_tokens=128)
     labels: tuple[str, ...] | None = None  # accuracy: the answer words; None = taken from references
+    # Per generated token: its log-probability and this many alternatives (None: not kept).
+    logprobs: int | None = None
 
     def validate(self) -> EvalConfig:
         unknown = [m for m in self.metrics if m not in METRIC_GROUPS]
@@ -51,6 +54,10 @@ class EvalConfig:
             raise PlaygroundError("The batch size must be 1 or more.")
         if not self.seeds:
             raise PlaygroundError("Give at least one seed.")
+        if self.logprobs is not None and not self.generates:
+            raise PlaygroundError(
+                "Log-probabilities come with generation: add rouge, bleu, chrf or accuracy."
+            )
         self.decoding.validate()
         return self
 
@@ -71,6 +78,8 @@ class EvalOutcome:
     metrics: dict[str, float]
     examples: list[ExampleResult]
     seconds: float
+    # Per example, per generated token (when EvalConfig.logprobs asks); not stored on the leaderboard.
+    logprobs: list[list[TokenLogprob]] | None = None
 
 
 def metric_notes(loaded: LoadedModel) -> dict[str, str]:
@@ -173,10 +182,10 @@ def _run_one(
         if leaderboard and run_id is not None:
             leaderboard.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
-    metrics_, rows = result
+    metrics_, rows, logprobs = result
     if leaderboard and run_id is not None:
         leaderboard.finish_run(run_id, metrics_, rows)
-    return EvalOutcome(run_id, seed, metrics_, rows, time.perf_counter() - start)
+    return EvalOutcome(run_id, seed, metrics_, rows, time.perf_counter() - start, logprobs)
 
 
 def _score(
@@ -187,7 +196,7 @@ def _score(
     adapter: str | None,
     progress: Progress,
     should_stop: Callable[[], bool] | None,
-) -> tuple[dict[str, float], list[ExampleResult]]:
+) -> tuple[dict[str, float], list[ExampleResult], list[list[TokenLogprob]] | None]:
     from playground.models.access import exclusive_model
 
     tok = loaded.tokenizer
@@ -198,6 +207,7 @@ def _score(
         for i, (p, e) in enumerate(zip(prompts, examples, strict=True))
     ]
     out: dict[str, float] = {}
+    logprobs = None
     phases = int("perplexity" in config.metrics) + int(config.generates)
     phase = 0
     if "perplexity" in config.metrics:
@@ -229,12 +239,15 @@ def _score(
             progress=lambda d, n: progress((phase + d / n) / phases, f"generating {d}/{n}"),
             should_stop=should_stop,
             adapter=adapter,
+            logprobs=config.logprobs,
         )
         predictions = [o.text for o in outputs]
+        if config.logprobs is not None:
+            logprobs = [o.logprobs or [] for o in outputs]
         for row, pred in zip(rows, predictions, strict=True):
             row.prediction = pred
         out.update(_generation_metrics(predictions, references, config, rows))
-    return {k: v for k, v in out.items() if v is not None and not math.isnan(v)}, rows
+    return {k: v for k, v in out.items() if v is not None and not math.isnan(v)}, rows, logprobs
 
 
 def _generation_metrics(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.engine import BACKGROUND, Request, engine_reason, oom_message, run_all
+from playground.generation.logprobs import MAX_TOP, TokenLogprob, token_logprobs
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import cut_at_stop
 from playground.generation.stream import add_special_tokens, decode_new, encode_prompt, seed_everything
@@ -27,6 +28,8 @@ class BatchOutput:
     prompt_tokens: int
     new_tokens: int
     seconds: float  # wall time of the whole batch this row was part of
+    # Per generated token (when asked for with `logprobs`): its log-probability and alternatives.
+    logprobs: list[TokenLogprob] | None = field(default=None)
 
     @property
     def tokens_per_s(self) -> float:
@@ -154,13 +157,21 @@ def generate_many(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     adapter: str | None = None,
+    logprobs: int | None = None,
 ) -> list[BatchOutput]:
     """One output per prompt, in order (for evaluation).
 
     Through the engine the prompts join its batch as rows finish (at most `batch_size` waiting
-    or running at once); otherwise in `generate()` calls of `batch_size` prompts.
+    or running at once); otherwise in `generate()` calls of `batch_size` prompts. `logprobs`
+    (0..MAX_TOP alternatives) adds each token's log-probability; it needs the engine.
     """
     settings.validate()
+    if logprobs is not None:
+        if not 0 <= logprobs <= MAX_TOP:
+            raise PlaygroundError(f"logprobs takes 0 to {MAX_TOP} alternatives (got {logprobs}).")
+        reason = engine_reason(loaded, settings)
+        if reason is not None:
+            raise PlaygroundError(f"Log-probabilities are not available here: {reason}.")
     if engine_reason(loaded, settings) is None:
         owner = f"batch-{uuid.uuid4().hex[:8]}"
         requests = [
@@ -170,13 +181,23 @@ def generate_many(
                 adapter=adapter,
                 kind=BACKGROUND,
                 owner=owner,
+                keep_top=0 if logprobs is None else max(1, logprobs),
             )
             for p in prompts
         ]
         start = time.perf_counter()
         updates = run_all(loaded, requests, should_stop, progress, window=max(1, batch_size))
         seconds = time.perf_counter() - start
-        return [BatchOutput(u.text, u.prompt_tokens, u.new_tokens, seconds) for u in updates]
+        return [
+            BatchOutput(
+                u.text,
+                u.prompt_tokens,
+                u.new_tokens,
+                seconds,
+                None if logprobs is None else token_logprobs(loaded.tokenizer, u.kept or [], logprobs),
+            )
+            for u in updates
+        ]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[BatchOutput | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):

@@ -43,8 +43,9 @@ from typing import Any
 import torch
 
 from playground.errors import Cancelled, PlaygroundError
+from playground.generation.kept import KeptStep, kept_steps, record_steps
 from playground.generation.padded_rows import PaddedRows, can_pad
-from playground.generation.sampler import RowSampling, sample_next_token
+from playground.generation.sampler import RowSampling, draw_next_token, process_logits
 from playground.generation.settings import (
     UNSAMPLED_GENERATION_OPTIONS,
     DecodingSettings,
@@ -82,6 +83,11 @@ class Request:
     adapter: str | None = None
     kind: str = INTERACTIVE
     owner: str = ""
+    # Keep each step's top `keep_top` candidates (kept.py) for the final update; 0 keeps nothing,
+    # so ordinary rows pay nothing for the explorer.
+    keep_top: int = 0
+    # Draws of the seeded generator to pass over first (a branch continuing another answer).
+    skip_draws: int = 0
 
 
 @dataclass
@@ -95,6 +101,7 @@ class RowUpdate:
     reason: str = ""  # eos, length, stop string, stopped, error
     ids: list[int] | None = None  # the new ids, on the final update
     error: BaseException | None = None
+    kept: list[KeptStep] | None = None  # one per new id, on the final update of a keep_top row
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,7 @@ class _Row:
     ids: list[int] = field(default_factory=list)
     text: str = ""
     slot: int | None = None  # its slot in the SlotRows batch; None: in PaddedRows
+    kept: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # record_steps slices, per new id
 
 
 def engine_reason(loaded: Any, settings: DecodingSettings) -> str | None:
@@ -459,12 +467,19 @@ class Engine:
             logits = out.logits[:, -1, :]
             min_new = int(getattr(getattr(model, "generation_config", None), "min_new_tokens", None) or 0)
             eos = eos_ids(model, loaded.tokenizer)
-            sampling = RowSampling.start(request.settings, request.prompt_ids, device, sorted(eos), min_new)
-            token = int(sample_next_token(logits, [sampling])[0])
+            sampling = RowSampling.start(
+                request.settings, request.prompt_ids, device, sorted(eos), min_new, request.skip_draws
+            )
+            scores = process_logits(logits, [sampling])
+            chosen = draw_next_token(scores, [sampling])
+            token = int(chosen[0])
         cache = out.past_key_values
         if self._row_capacity is None:
             self._row_capacity = self.limits.max_rows if can_pad(cache) else 1
         row = _Row(ticket, sampling, started, eos)
+        if request.keep_top > 0:
+            row.kept = []
+            self._keep([row], logits, scores, chosen)
         slots = self._slot_batch(model)
         n = len(request.prompt_ids)
         with self._cond:
@@ -521,7 +536,10 @@ class Engine:
                     out = model(**self._padded.step_inputs(last), **kwargs)
                     logits.append(out.logits[:, -1, :])
                 ordered = in_slots + padded
-                tokens = sample_next_token(torch.cat(logits), [r.sampling for r in ordered]).tolist()
+                raw = torch.cat(logits)
+                scores = process_logits(raw, [r.sampling for r in ordered])
+                chosen = draw_next_token(scores, [r.sampling for r in ordered])
+                tokens = chosen.tolist()
         except Exception as exc:  # noqa: BLE001 - drop the newest row, the others go on
             # Slots only advance after a whole step, so a failed one leaves them as they were.
             self._padded.undo_step()
@@ -535,7 +553,21 @@ class Engine:
         if padded:
             self._padded.stepped()
         self.steps += 1
+        self._keep(ordered, raw, scores, chosen)
         self._took(ordered, tokens)
+
+    @staticmethod
+    def _keep(rows: list[_Row], raw: torch.Tensor, scores: torch.Tensor, chosen: torch.Tensor) -> None:
+        """Record this step's candidates for the rows that keep them (on the device, no sync)."""
+        keeping = [i for i, r in enumerate(rows) if r.kept is not None]
+        by_k: dict[int, list[int]] = {}
+        for i in keeping:
+            by_k.setdefault(rows[i].ticket.request.keep_top, []).append(i)
+        for k, group in by_k.items():
+            at = torch.tensor(group, device=raw.device)
+            ids, values = record_steps(raw[at], scores[at], chosen[at], k)
+            for j, i in enumerate(group):
+                rows[i].kept.append((ids[j], values[j]))
 
     def _took(self, rows: list[_Row], tokens: list[int]) -> None:
         """Each of these rows took one token: stream it, end the rows that are done."""
@@ -582,6 +614,7 @@ class Engine:
                 stopped=reason == "stopped",
                 reason=reason,
                 ids=list(row.ids),
+                kept=None if row.kept is None else kept_steps(row.kept, row.ids),
             )
             self._finish_ticket(row.ticket, update)
 

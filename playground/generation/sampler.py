@@ -31,6 +31,9 @@ class RowSampling:
     held_back: tuple[int, ...] = ()
     hold_for: int = 0
     generated: int = 0
+    # Draws of its generator to pass over before the first one it uses: a branch that starts
+    # after n tokens of another answer continues that answer's random stream.
+    skip_draws: int = 0
     _seen: torch.Tensor | None = field(default=None, repr=False)
     _ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict, repr=False)
 
@@ -42,12 +45,14 @@ class RowSampling:
         device: torch.device | str = "cpu",
         held_back: Sequence[int] = (),
         hold_for: int = 0,
+        skip_draws: int = 0,
     ) -> RowSampling:
         generator = None
         if settings.do_sample:
             seed = random.randrange(2**31) if settings.seed is None else int(settings.seed)
             generator = torch.Generator(device=device).manual_seed(seed)
         row = cls(settings, [int(t) for t in prompt_ids], generator, tuple(held_back), int(hold_for))
+        row.skip_draws = int(skip_draws) if generator is not None else 0
         n = int(settings.no_repeat_ngram_size)
         for end in range(n, len(row.tokens) + 1) if n > 0 else ():
             row._add_ngram(row.tokens[end - n : end])
@@ -152,10 +157,17 @@ def warp(scores: torch.Tensor, settings: Sequence[DecodingSettings]) -> torch.Te
 
 def sample_next_token(logits: torch.Tensor, rows: Sequence[RowSampling]) -> torch.Tensor:
     """Next token per row [N] (long, on the logits' device): greedy rows argmax, others a draw."""
-    scores = process_logits(logits, rows)
+    return draw_next_token(process_logits(logits, rows), rows)
+
+
+def draw_next_token(scores: torch.Tensor, rows: Sequence[RowSampling]) -> torch.Tensor:
+    """Next token per row from scores that `process_logits` made (for callers that keep them)."""
     chosen = scores.argmax(dim=-1)
     for i, row in enumerate(rows):
         if row.generator is not None:
+            for _ in range(row.skip_draws):
+                torch.rand(scores.shape[1], generator=row.generator, device=scores.device)
+            row.skip_draws = 0
             uniform = torch.rand(scores.shape[1], generator=row.generator, device=scores.device)
             chosen[i] = (scores[i] - torch.log(-torch.log(uniform))).argmax()
     return chosen

@@ -1,5 +1,5 @@
-"""Side-by-side tab: the shared template and system controls over two sub-tabs, decoding columns
-(`decoding`) and base model vs adapters (`adapters`)."""
+"""Side-by-side tab: the shared template and system controls over three sub-tabs, decoding columns
+(`decoding`), base model vs adapters (`adapters`) and the token explorer (`explorer`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from playground.context import AppContext
 from playground.prompts.templates import TEMPLATES
 from playground.ui.compare.adapters import build_adapters_tab
 from playground.ui.compare.decoding import build_decoding_tab
+from playground.ui.compare.explorer import build_explorer_tab
 from playground.ui.compare.shared import MODEL_DEFAULT, SharedControls
 from playground.ui.i18n import t
 from playground.ui.session_stop import session_runs_state
@@ -49,3 +50,5 @@ def build_compare_tab(ctx: AppContext) -> None:
             build_decoding_tab(ctx, shared)
         with gr.Tab(t("compare.tab.adapters"), id="compare-adapters"):
             build_adapters_tab(ctx, shared)
+        with gr.Tab(t("explorer.tab"), id="compare-explorer"):
+            build_explorer_tab(ctx, shared)
