@@ -9,7 +9,12 @@ USER user
 WORKDIR /home/user/app
 COPY --chown=user . .
 
+# requirements.txt brings bitsandbytes on Linux, so on GPU hardware a model loads in 4-bit NF4 by
+# default (the model bar says "4-bit NF4"); the build fails here rather than the Space quietly
+# falling back to bf16. The build machine has no GPU: this checks the install, not a GPU load
+# (scripts/check_gpu_install.py does that on a GPU).
 RUN bash scripts/setup.sh \
+    && .venv/bin/python -c "import bitsandbytes, datasets, tensorboard" \
     && .venv/bin/python -c "from playground.models.embedded import ensure_converted; ensure_converted()"
 
 ENV GRADIO_SERVER_NAME=0.0.0.0 \

@@ -24,13 +24,23 @@ from typing import Any, NoReturn
 from playground.atomic import TEMP_PREFIX, atomic_write_bytes
 from playground.data_types import Dataset, Example
 from playground.errors import DatasetError
+from playground.hf_data import HUB_PREFIX, PARQUET, is_hf_source, is_saved_dataset, read_hf
 from playground.limits import current_limits
+from playground.names import inside
 from playground.paths import data_dir
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_FIELD_CHARS = 1_000_000
-DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv")
+DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", PARQUET)
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
+
+def datasets_dir() -> Path:
+    """Where the operator puts data sets for everyone (files, parquet, save_to_disk folders)."""
+    path = data_dir() / "datasets"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
 
 SHAPE_COLUMNS = {
     "adl": "{id, instruction, output}",
@@ -110,12 +120,9 @@ def load_dataset(
     require_outputs: bool = False,
 ) -> Dataset:
     """Read a data file (and optionally a one-answer-per-line references file) into a Dataset."""
+    label = name or (str(path) if str(path).startswith(HUB_PREFIX) else Path(path).name)
+    content, rows, columns, read_notes = _read_rows(path, label, max_bytes)
     path = Path(path)
-    label = name or path.name
-    data = _read_bytes(path, label, max_bytes)
-    with _parse_slot(len(data), label):
-        rows, columns = _parse(path, label, data)
-    current_limits().check_rows(len(rows), label)
     plan = _detect(label, columns, mapping)
     ref_data = None
     ref_lines = None
@@ -124,7 +131,7 @@ def load_dataset(
         ref_data = _read_bytes(ref_path, ref_path.name, max_bytes)
         ref_lines = _reference_lines(ref_path.name, ref_data, label, len(rows))
     examples, notes = _build(label, rows, plan, ref_lines, require_outputs)
-    notes = _column_notes(plan, columns, mapping) + notes
+    notes = read_notes + _column_notes(plan, columns, mapping) + notes
     if references is not None:
         own = f" (the file's own '{plan.answers[0]}' column was not used)" if plan.answers else ""
         notes.append(f"Outputs come from {Path(references).name}, one line per row{own}.")
@@ -133,9 +140,25 @@ def load_dataset(
         examples=examples,
         shape=plan.shape,
         source=str(path),
-        sha256=_sha256(data, ref_data),
+        # A Hugging Face dataset is hashed by its files (or hub name), standing in for a file's bytes.
+        sha256=_sha256(content, ref_data),
         notes=notes,
     )
+
+
+def _read_rows(
+    path: str | Path, label: str, max_bytes: int
+) -> tuple[bytes, list[_Row], list[str], list[str]]:
+    """(what to hash, rows, columns, notes) of a JSON / CSV file or a Hugging Face dataset."""
+    if is_hf_source(path):
+        found = read_hf(path, label, max_bytes)
+        rows = [_Row(number, None, values) for number, values in enumerate(found.rows, start=1)]
+        return f"hf-dataset:{found.sha256}".encode(), rows, found.columns, found.notes
+    data = _read_bytes(Path(path), label, max_bytes)
+    with _parse_slot(len(data), label):
+        rows, columns = _parse(Path(path), label, data)
+    current_limits().check_rows(len(rows), label)
+    return data, rows, columns, []
 
 
 # Parsing takes about 15 times a file's size in memory: big files are read a few at a time.
@@ -167,8 +190,7 @@ def _parse_slot(size: int, label: str) -> Iterator[None]:
 
 def read_columns(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
     """The column names found in a data file, for the column-mapping controls."""
-    path = Path(path)
-    return _parse(path, path.name, _read_bytes(path, path.name, max_bytes))[1]
+    return _read_rows(path, Path(path).name, max_bytes)[2]
 
 
 def dataset_summary(dataset: Dataset) -> str:
@@ -182,14 +204,20 @@ def dataset_summary(dataset: Dataset) -> str:
 
 
 def list_examples() -> list[Path]:
-    """Demo data files shipped in the repository's examples/ folder."""
-    if not EXAMPLES_DIR.is_dir():
-        return []
-    return sorted(
-        p
-        for p in EXAMPLES_DIR.iterdir()
-        if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith((".", TEMP_PREFIX))
-    )
+    """The data sets the pages offer by name: the demo files in the repository's examples/ folder,
+    then what the operator put in the data folder's datasets/ (data files, parquet, save_to_disk
+    folders). Pages pick only from this list, so no name reaches a file outside these folders."""
+    found: list[Path] = []
+    for folder in (EXAMPLES_DIR, datasets_dir()):
+        if folder.is_dir():
+            found += sorted(p for p in folder.iterdir() if _offered(folder, p))
+    return found
+
+
+def _offered(folder: Path, path: Path) -> bool:
+    if path.name.startswith((".", TEMP_PREFIX)) or not inside(folder, path):
+        return False
+    return (path.is_file() and path.suffix.lower() in DATA_SUFFIXES) or is_saved_dataset(path)
 
 
 def dataset_sha256(path: str | Path, references: str | Path | None = None) -> str:

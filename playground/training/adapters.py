@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,17 @@ def resolve_adapter(name_or_path: str) -> Path:
     raise PlaygroundError(f"No adapter {name_or_path}: expected a folder with adapter_config.json.")
 
 
-def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
-    """Fold the adapter into an fp32 copy of its base and save a plain model folder."""
+def merge_adapter(
+    adapter_dir: str | Path,
+    out_dir: str | Path,
+    files: dict[str, str] | None = None,
+    replace: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> Path:
+    """Fold the adapter into an fp32 copy of its base and save a plain model folder, with `files`
+    (name -> text, e.g. a model card) beside the weights. The folder appears whole or not at all;
+    with `replace` an earlier one is swapped out only once the new one is complete.
+    `on_stage` hears "load", "merge" and "save" as the work reaches them."""
     from peft import PeftModel
 
     from playground.models import LoadOptions, load_model
@@ -75,10 +85,15 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
     info = read_adapter(adapter)
     if info is None or not info.base_model:
         raise PlaygroundError(f"{adapter} does not say which base model it belongs to.")
+    on_stage("load")
     loaded = load_model(info.base_model, LoadOptions(precision="fp32", device="cpu"))
+    on_stage("merge")
     merged = PeftModel.from_pretrained(loaded.model, str(adapter)).merge_and_unload()
+    on_stage("save")
     out = Path(out_dir)
-    with atomic_directory(out, overwrite=False) as tmp:
+    with atomic_directory(out, overwrite=replace) as tmp:
         merged.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return out

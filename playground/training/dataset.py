@@ -20,11 +20,15 @@ class TrainingData:
 
 
 def load_file(path: str | Path) -> Dataset:
-    """A data set file as a Dataset; DatasetError names the file and row of any problem."""
+    """A data set file (or Hugging Face dataset: a save_to_disk folder, parquet, hf:ORG/NAME) as a
+    Dataset; DatasetError names the file and row of any problem."""
     from playground.data import load_dataset
+    from playground.hf_data import HUB_PREFIX, is_saved_dataset
 
+    if str(path).startswith(HUB_PREFIX):
+        return load_dataset(str(path))
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not (path.is_file() or is_saved_dataset(path)):
         raise PlaygroundError(f"No data file {path}: check the path (relative paths start at {Path.cwd()}).")
     return load_dataset(path)
 

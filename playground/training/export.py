@@ -4,16 +4,42 @@ model card, or either pushed to the Hugging Face Hub."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-from playground.atomic import atomic_write_bytes
+from playground.atomic import TEMP_PREFIX, atomic_write_bytes
 from playground.errors import PlaygroundError
+from playground.identity import Owner
 from playground.models.adapters import METADATA_FILE, AdapterInfo, read_adapter
-from playground.paths import exports_dir
+from playground.names import named_path
+from playground.paths import adapters_dir, exports_dir
 from playground.training.adapters import merge_adapter, resolve_adapter
+from playground.training.job_files import TrainingJob, jobs_root
 
 CARD = "README.md"
+
+
+def adapter_owner(folder: Path) -> str | None:
+    """Who an adapter belongs to: the owner of the training job that saved it; None when no job of
+    this playground did (made on the command line, or copied in), which leaves it to admins."""
+    try:
+        meta = json.loads((Path(folder) / METADATA_FILE).read_text(encoding="utf-8"))
+        job_dir = named_path(jobs_root(), meta.get("job"), "job")
+    except (OSError, ValueError, PlaygroundError):
+        return None
+    return TrainingJob(job_dir).status().get("owner") if job_dir.is_dir() else None
+
+
+def owned_adapter(name: str, by: Owner) -> Path:
+    """The adapter called `name` in the adapters folder (a name, never a path), checked that `by`
+    may take it out of the playground: its owner or an admin."""
+    folder = resolve_adapter(str(named_path(adapters_dir(), name, "adapter")))
+    by.require(adapter_owner(folder), f"Adapter {folder.name}")
+    return folder
 
 
 def _info(adapter: str | Path) -> tuple[Path, AdapterInfo]:
@@ -82,21 +108,47 @@ def adapter_zip(adapter: str | Path) -> Path:
     return out
 
 
-def merged_model(adapter: str | Path, out: str | Path | None = None) -> Path:
-    """The base model with the adapter folded in (safetensors, tokenizer, model card)."""
+def merged_model(
+    adapter: str | Path,
+    out: str | Path | None = None,
+    replace: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> Path:
+    """The base model with the adapter folded in (safetensors, tokenizer, model card). An existing
+    folder is kept unless `replace`, and then swapped out only once the new one is complete."""
     folder, info = _info(adapter)
-    target = Path(out) if out is not None else exports_dir() / f"{folder.name}-merged"
-    if target.exists():
+    target = Path(out) if out is not None else merged_folder(folder.name)
+    if target.exists() and not replace:
         raise PlaygroundError(f"{target} already exists: remove it or choose another folder.")
-    merge_adapter(folder, target)
-    (target / CARD).write_text(model_card(info, merged=True), encoding="utf-8")
-    return target
+    files = {CARD: model_card(info, merged=True)}
+    return merge_adapter(folder, target, files=files, replace=replace, on_stage=on_stage)
+
+
+def merged_folder(adapter_name: str) -> Path:
+    return exports_dir() / f"{adapter_name}-merged"
+
+
+def folder_zip(folder: Path) -> Path:
+    """`folder` as FOLDER.zip beside it, written under a temporary name and renamed when whole.
+    Stored, not deflated: safetensors weights hardly compress and a 7B model is 28 GB in fp32."""
+    out = folder.with_name(f"{folder.name}.zip")
+    tmp = folder.with_name(f"{TEMP_PREFIX}{folder.name}.{uuid.uuid4().hex[:8]}.zip")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    archive.write(path, f"{folder.name}/{path.relative_to(folder)}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
 
 
 def push_to_hub(folder: str | Path, repo_id: str, token: str | None, endpoint: str | None = None) -> str:
     """Upload a folder (an adapter or a merged model) to a Hub model repository; its URL.
     `endpoint` is the Hub's address (None: huggingface.co, or $HF_ENDPOINT)."""
     folder = Path(folder)
+    repo_id = (repo_id or "").strip()
     if not repo_id or repo_id.count("/") != 1 or any(not part for part in repo_id.split("/")):
         raise PlaygroundError("Name the Hub repository as user/name (or org/name).")
     if not token:

@@ -32,11 +32,12 @@ from playground.training.distributed import Ranks, any_rank, sum_gradients, sum_
 from playground.training.distributed import finish as finish_ranks
 from playground.training.distributed import start as start_ranks
 from playground.training.evaluate import evaluate
-from playground.training.formatting import FormattedExample, build_prompt, format_example, pad_batch
+from playground.training.formatting import FormattedExample, build_prompt, pad_batch
 from playground.training.loss import count_trained, token_loss_sum
 from playground.training.modeling import Base, load_base, training_attention, wrap_lora
 from playground.training.packing import pack_step, real_tokens
 from playground.training.plan import DataOrder, Plan, make_scheduler
+from playground.training.token_cache import format_all
 
 Event = dict[str, Any]
 GRAD_CLIP = 1.0
@@ -158,16 +159,17 @@ class Trainer:
         return training_template(self.config.template, self.config.system, default)
 
     def _format(
-        self, example: Example, tokenizer: Any, template: PromptTemplate, seq2seq: bool
-    ) -> FormattedExample:
+        self, examples: list[Example], tokenizer: Any, template: PromptTemplate, seq2seq: bool
+    ) -> list[FormattedExample]:
+        """Tokenised once per data, tokenizer and settings; a rerun loads the cached result."""
         cfg = self.config
-        return format_example(example, tokenizer, template, cfg.loss_mode, cfg.max_length, seq2seq=seq2seq)
+        return format_all(examples, tokenizer, template, cfg.loss_mode, cfg.max_length, seq2seq=seq2seq)
 
     def _format_train(
         self, data: TrainingData, tokenizer: Any, template: PromptTemplate, seq2seq: bool
     ) -> list[FormattedExample]:
         cfg = self.config
-        formatted = [self._format(e, tokenizer, template, seq2seq) for e in data.train]
+        formatted = self._format(data.train, tokenizer, template, seq2seq)
         usable = [f for f in formatted if f.n_predicted]
         if not usable:
             raise PlaygroundError(
@@ -202,7 +204,7 @@ class Trainer:
             model=model,
             template=template,
             train=train,
-            eval=[self._format(e, tokenizer, template, base.seq2seq) for e in data.eval],
+            eval=self._format(data.eval, tokenizer, template, base.seq2seq),
             pairs=[(build_prompt(e, template, cfg.loss_mode, tokenizer), e.output or "") for e in data.eval],
             pad_id=pad_id(tokenizer),
             plan=plan,

@@ -22,6 +22,7 @@ from playground.training.job_files import TrainingJob, now
 def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train the job in this process; returns its final status."""
     from playground.training.distributed import Ranks
+    from playground.training.tensorboard_log import TensorBoardLog
     from playground.training.trainer import Trainer
 
     job = TrainingJob(job_dir)
@@ -44,8 +45,12 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
         except ValueError:
             pass  # not the main thread: only the STOP file works
 
+    tensorboard = TensorBoardLog(job.dir) if main_rank else None
+
     def emit(event: dict[str, Any]) -> None:
         job.append_event(event)
+        if tensorboard is not None:
+            tensorboard(event)
         if event["type"] == "checkpoint":
             job.update_status(checkpoint=event["path"], checkpoint_step=event["step"])
         elif event["type"] == "start":
@@ -72,6 +77,8 @@ def run_job(job_dir: str | Path, listener: Callable[[dict[str, Any]], None] | No
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if tensorboard is not None:
+            tensorboard.close()
     if result.status == "stopped":
         message = f"stopped at step {result.step} of {result.total_steps}; resume continues from there"
         return job.update_status(status="stopped", message=message, adapter=result.adapter, ended=now())

@@ -36,13 +36,16 @@ def build_data_picker(
     """`labels`: the demo-set and upload labels whole (catalogue words), instead of ones made from `label`."""
     names = [p.name for p in list_examples()]
     choices = ([(none_label, "")] if allow_none else []) + [(n, n) for n in names]
-    example_label, upload_label = labels or (f"{label}: demo set", f"{label}: or upload JSON / JSONL / CSV")
+    example_label, upload_label = labels or (
+        f"{label}: demo set",
+        f"{label}: or upload JSON / JSONL / CSV / parquet",
+    )
     value = default if default in names else ("" if allow_none else (names[0] if names else None))
     with gr.Group():
         example = gr.Dropdown(choices, value=value, label=example_label, elem_id=f"{elem_id}-example")
         upload = gr.File(
             label=upload_label,
-            file_types=[".json", ".jsonl", ".csv", ".tsv"],
+            file_types=[".json", ".jsonl", ".csv", ".tsv", ".parquet"],
             elem_id=f"{elem_id}-upload",
             height=UPLOAD_HEIGHT,
         )

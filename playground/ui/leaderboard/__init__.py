@@ -72,6 +72,7 @@ def _wire_board(handlers: h.LeaderboardHandlers, form: EvaluateForm, board: Boar
     )
     detail.examples.select(handlers.on_example_select, detail.selected_run, detail.heatmap)
     detail.export.click(handlers.on_export, board.dataset, detail.export_file)
+    detail.export_run.click(handlers.on_export_run, detail.selected_run, detail.export_file)
     detail.delete.click(handlers.on_delete, [detail.run_id, *board.inputs], board.outputs)
     detail.publish.click(handlers.on_publish, [detail.run_id, *board.inputs], board.outputs)
     on_page_load(handlers.on_page, None, [form.prompt.adapter, *board.outputs])

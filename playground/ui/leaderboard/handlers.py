@@ -233,6 +233,15 @@ class LeaderboardHandlers:
         return str(path)
 
     @user_errors
+    def on_export_run(self, run_id: int | None, request: gr.Request) -> str:
+        from playground.evaluation.run_export import export_parquet
+
+        if run_id is None:
+            raise PlaygroundError(tr(request, "leaderboard.export_run.none"))
+        path = named_path(exports_dir(), f"run-{int(run_id)}-examples", "export", ".parquet")
+        return str(export_parquet(self.board, [int(run_id)], path, viewer=owner_of(self.ctx, request)))
+
+    @user_errors
     def on_delete(self, run_id: float | None, ds, metric_name, model_name, strategy, request: gr.Request):
         self.board.delete_run(_run_id(run_id, "delete", request), by=owner_of(self.ctx, request))
         gr.Info(tr(request, "leaderboard.deleted", run_id=int(run_id)))

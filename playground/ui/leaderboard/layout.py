@@ -102,6 +102,7 @@ class Board:
 @dataclass
 class RunDetail:
     export: gr.Button
+    export_run: gr.Button  # the clicked run's examples as parquet
     export_file: gr.File
     run_id: gr.Number
     delete: gr.Button
@@ -218,6 +219,7 @@ def build_board() -> Board:
 def build_run_detail() -> RunDetail:
     with gr.Row():
         export = gr.Button(t("leaderboard.export"), elem_id="lb-export")
+        export_run = gr.Button(t("leaderboard.export_run"), elem_id="lb-export-run")
         export_file = gr.File(
             label=t("leaderboard.export_file"),
             interactive=False,
@@ -237,4 +239,6 @@ def build_run_detail() -> RunDetail:
         elem_id="lb-examples",
     )
     heatmap = gr.HTML(elem_id="lb-heatmap")
-    return RunDetail(export, export_file, run_id, delete, publish, selected_run, title, examples, heatmap)
+    return RunDetail(
+        export, export_run, export_file, run_id, delete, publish, selected_run, title, examples, heatmap
+    )

@@ -18,10 +18,12 @@ from playground.ui.training import handlers
 from playground.ui.training.handlers import TrainingHandlers
 from playground.ui.training.layout import (
     Adapters,
+    Export,
     Monitor,
     Settings,
     Source,
     build_adapters,
+    build_export,
     build_monitor,
     build_settings,
     build_source,
@@ -53,7 +55,9 @@ def build_training_tab(ctx: AppContext) -> None:
             settings = build_settings(presets_for(gpu), gpu)
     monitor = build_monitor()
     adapters = build_adapters()
-    _connect(TrainingHandlers(ctx), source, settings, monitor, adapters)
+    h = TrainingHandlers(ctx)
+    _connect(h, source, settings, monitor, adapters)
+    _connect_export(h, adapters, build_export())
 
 
 def _connect(
@@ -91,3 +95,10 @@ def _connect(
     # read again whenever the tab is opened.
     on_page_load(h.on_refresh, None, lists)
     on_tab_shown(h.on_refresh, None, lists)
+
+
+def _connect_export(h: TrainingHandlers, adapters: Adapters, e: Export) -> None:
+    e.zip.click(h.on_export_zip, adapters.selected, [e.file, e.status])
+    # Not on the model's queue: a merge loads its own fp32 copy of the base, in a background thread.
+    e.merge.click(h.on_merge, adapters.selected, [e.file, e.status])
+    e.push.click(h.on_push, [adapters.selected, e.repo, e.token, e.what], e.status)

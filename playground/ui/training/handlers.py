@@ -13,7 +13,15 @@ from playground.evaluation.compare import compare_with_base
 from playground.evaluation.runner import EvalConfig
 from playground.models.sources import check_model_source
 from playground.prompts.templates import training_template
-from playground.training import TrainingConfig, format_example, list_adapters, preflight, render_masked
+from playground.training import (
+    TrainingConfig,
+    export,
+    format_example,
+    list_adapters,
+    preflight,
+    render_masked,
+)
+from playground.training.merge_task import start_merge
 from playground.training.presets import preset_values
 from playground.training.progress import TrainingProgress
 from playground.ui.common import user_errors
@@ -30,9 +38,6 @@ from playground.ui.training.text import (
     masked_html,
     progress_markdown,
 )
-
-# Per browser session: set when its tab closes, so its adapter evaluation stops.
-
 
 def adapter_choices() -> list[Any]:
     return [(t("training.none"), NO_ADAPTER)] + [a.name for a in list_adapters()]
@@ -250,3 +255,42 @@ class TrainingHandlers:
             )
         lines.append(tr(request, "training.evaluate.footer"))
         return "\n".join(lines)
+
+    # -- export -------------------------------------------------------------------------------
+
+    def _owned(self, name: str | None, request: gr.Request) -> Any:
+        if not name:
+            raise PlaygroundError(tr(request, "training.error.click_adapter"))
+        return export.owned_adapter(name, owner_of(self.ctx, request))
+
+    @user_errors
+    def on_export_zip(self, name: str | None, request: gr.Request) -> tuple[str, str]:
+        folder = self._owned(name, request)
+        return str(export.adapter_zip(folder)), tr(request, "training.export.zipped", name=folder.name)
+
+    @user_errors
+    def on_merge(self, name: str | None, request: gr.Request) -> Any:
+        """Follows the background merge, a line a second; the zip comes when it is done."""
+        folder = self._owned(name, request)
+        task = start_merge(folder)
+        while not task.done.wait(1.0):
+            stage = tr(request, f"training.export.stage.{task.stage}")
+            line = tr(
+                request, "training.export.merging", name=folder.name, stage=stage, seconds=int(task.elapsed_s)
+            )
+            yield gr.skip(), line
+        if task.error is not None:
+            raise task.error
+        merged = export.merged_folder(folder.name)
+        yield str(task.result), tr(request, "training.export.merged", name=folder.name, folder=merged.name)
+
+    @user_errors
+    def on_push(self, name: str | None, repo: str, token: str, what: str, request: gr.Request) -> str:
+        folder = self._owned(name, request)
+        if what == "merged":
+            merged = export.merged_folder(folder.name)
+            if not merged.is_dir():
+                raise PlaygroundError(tr(request, "training.export.merge_first", name=folder.name))
+            folder = merged
+        url = export.push_to_hub(folder, repo, token or None)
+        return tr(request, "training.export.pushed", name=folder.name, url=url)

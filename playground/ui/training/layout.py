@@ -167,3 +167,39 @@ def build_adapters() -> Adapters:
             evaluate = gr.Button(t("training.evaluate"), variant="primary", elem_id="train-evaluate")
         result = gr.Markdown(elem_id="train-evaluate-status")
     return Adapters(table, refresh, chart, selected, test_set, refs, limit, evaluate, result)
+
+
+@dataclass
+class Export:
+    """Taking the selected adapter out: a zip, a merged model, or a push to the Hub."""
+
+    zip: gr.Button
+    merge: gr.Button
+    status: gr.Markdown
+    file: gr.File
+    repo: gr.Textbox
+    token: gr.Textbox
+    what: gr.Radio
+    push: gr.Button
+
+
+def build_export() -> Export:
+    with gr.Accordion(t("training.export.heading"), open=False, elem_id="train-export"):
+        with gr.Row():
+            zip_btn = gr.Button(t("training.export.zip"), elem_id="train-export-zip")
+            merge = gr.Button(t("training.export.merge"), elem_id="train-export-merge")
+        status = gr.Markdown(elem_id="train-export-status")
+        file = gr.File(label=t("training.export.file"), interactive=False, elem_id="train-export-file")
+        with gr.Row():
+            repo = gr.Textbox(label=t("training.export.repo"), elem_id="train-push-repo")
+            token = gr.Textbox(label=t("training.export.token"), type="password", elem_id="train-push-token")
+            what = gr.Radio(
+                [
+                    (t("training.export.what.adapter"), "adapter"),
+                    (t("training.export.what.merged"), "merged"),
+                ],
+                value="adapter",
+                label=t("training.export.what"),
+            )
+        push = gr.Button(t("training.export.push"), elem_id="train-push")
+    return Export(zip_btn, merge, status, file, repo, token, what, push)

@@ -9,10 +9,10 @@ EN = {
     # Data
     "prompt_lab.data": "Data",
     "prompt_lab.test_set.example": "Test set: demo set",
-    "prompt_lab.test_set.upload": "Test set: or upload JSON / JSONL / CSV",
+    "prompt_lab.test_set.upload": "Test set: or upload JSON / JSONL / CSV / parquet",
     "prompt_lab.references": "Ground-truth file (optional, one answer per line)",
     "prompt_lab.train_set.example": "Examples from: demo set",
-    "prompt_lab.train_set.upload": "Examples from: or upload JSON / JSONL / CSV",
+    "prompt_lab.train_set.upload": "Examples from: or upload JSON / JSONL / CSV / parquet",
     "prompt_lab.train_set.none": "(none)",
     "prompt_lab.train_set.note": (
         "Without a training set the examples come from the test set (never the question)."
@@ -126,10 +126,10 @@ ZH_TW = {
     # 資料
     "prompt_lab.data": "資料",
     "prompt_lab.test_set.example": "測試集：範例資料集",
-    "prompt_lab.test_set.upload": "測試集：或上傳 JSON / JSONL / CSV",
+    "prompt_lab.test_set.upload": "測試集：或上傳 JSON / JSONL / CSV / parquet",
     "prompt_lab.references": "標準答案檔（選填，每行一個答案）",
     "prompt_lab.train_set.example": "範例來源：範例資料集",
-    "prompt_lab.train_set.upload": "範例來源：或上傳 JSON / JSONL / CSV",
+    "prompt_lab.train_set.upload": "範例來源：或上傳 JSON / JSONL / CSV / parquet",
     "prompt_lab.train_set.none": "（無）",
     "prompt_lab.train_set.note": "沒有選訓練集時，範例取自測試集（但絕不會用到正在問的那一題）。",
     # 提示詞
