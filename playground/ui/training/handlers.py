@@ -39,6 +39,7 @@ from playground.ui.training.text import (
     progress_markdown,
 )
 
+
 def adapter_choices() -> list[Any]:
     return [(t("training.none"), NO_ADAPTER)] + [a.name for a in list_adapters()]
 
