@@ -9,6 +9,8 @@ PLAYGROUND_CACHE_DIR holds converted models, shared across data dirs (default
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 from pathlib import Path
 
 
@@ -35,3 +37,28 @@ def exports_dir() -> Path:
     path = data_dir() / "exports"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def private_export_dir() -> Path:
+    """A fresh folder in the exports folder, named by 128 random bits. The web server hands any
+    file of the exports folder to whoever names its path, so a download must not be guessable:
+    what one user exports reaches only the browser it was offered to."""
+    path = exports_dir() / secrets.token_hex(16)
+    path.mkdir()
+    return path
+
+
+def offer_download(path: Path) -> Path:
+    """`path` (kept where the server does not serve it) as a file in a fresh private export folder:
+    a hard link where the file system allows one, so a merged 7B model is not copied."""
+    out = private_export_dir() / path.name
+    try:
+        os.link(path, out)
+    except OSError:
+        shutil.copyfile(path, out)
+    return out
+
+
+def merged_dir() -> Path:
+    """Merged models (base + adapter): big, and served only through `offer_download`."""
+    return _dir("PLAYGROUND_MERGED_DIR", data_dir() / "merged")

@@ -132,6 +132,6 @@ def test_ratings_and_exports_from_stored_votes(manager, store, tmp_path):
     first = battles[0]
     assert pairs[0] == {"prompt": first.prompt, "chosen": first.answer_a, "rejected": first.answer_b}
     assert pairs[2]["chosen"] == battles[2].answer_b
-    assert csv_path.parent.name == "exports"
+    assert csv_path.parent.parent.name == "exports" and csv_path.parent != jsonl.parent
     with pytest.raises(PlaygroundError, match="nothing to export"):
         export_votes([], "csv")

@@ -94,18 +94,18 @@ def test_rows_join_the_engine_and_beams_reach_generate(tiny, monkeypatch):
 
     calls, sampled = [], []
     original = tiny.model.generate
-    real_sample = engine.sample_next_token
+    real_draw = engine.draw_next_token
 
     def spy(**kwargs):
         calls.append(kwargs)
         return original(**kwargs)
 
-    def sample_spy(logits, rows):
+    def draw_spy(scores, rows, *args, **kwargs):
         sampled.extend(r.settings for r in rows)
-        return real_sample(logits, rows)
+        return real_draw(scores, rows, *args, **kwargs)
 
     monkeypatch.setattr(tiny.model, "generate", spy)
-    monkeypatch.setattr(engine, "sample_next_token", sample_spy)
+    monkeypatch.setattr(engine, "draw_next_token", draw_spy)
     columns = [
         Column("a", HOT.with_(temperature=0.3, top_k=7, top_p=0.8, repetition_penalty=1.4)),
         Column("b", HOT.with_(no_repeat_ngram_size=2)),
@@ -246,7 +246,7 @@ def test_export_csv_and_json(tmp_path):
         settings=GREEDY.with_(seed=4),
     )
     path = export_table(table, "csv")
-    assert path.parent.name == "exports" and path.suffix == ".csv"
+    assert path.parent.parent.name == "exports" and path.suffix == ".csv"
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["#", "prompt", "reference", BASE_LABEL, "poems"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 
 from playground.data_types import Example
 from playground.errors import DatasetError, PlaygroundError
-from playground.paths import exports_dir
+from playground.paths import exports_dir, merged_dir
 from playground.training import (
     JobManager,
     Trainer,
@@ -439,7 +440,10 @@ def test_an_adapter_exports_as_a_zip_that_peft_loads(reference, tmp_path):
 
     archive = adapter_zip(reference[0].adapter)
     name = Path(reference[0].adapter).name
-    assert archive.parent == exports_dir() and archive.name == f"{name}-adapter.zip"
+    assert archive.parent.parent == exports_dir() and archive.name == f"{name}-adapter.zip"
+    # Served to whoever names its path: the folder's name is 128 random bits, fresh each time.
+    again = adapter_zip(reference[0].adapter)
+    assert re.fullmatch(r"[0-9a-f]{32}", archive.parent.name) and again.parent != archive.parent
     with zipfile.ZipFile(archive) as z:
         z.extractall(tmp_path)
     unpacked = tmp_path / name
@@ -457,7 +461,7 @@ def test_a_merged_export_has_the_adapters_outputs_a_card_and_the_tokenizer(refer
     from playground.training.export import merged_model
 
     out = merged_model(reference[0].adapter)
-    assert out.parent == exports_dir()
+    assert out.parent == merged_dir() and exports_dir() not in out.parents  # never served as it is
     assert "library_name: transformers" in (out / "README.md").read_text(encoding="utf-8")
     assert AutoTokenizer.from_pretrained(out) is not None
     ids = torch.tensor([[1, 5, 9, 20, 33]])

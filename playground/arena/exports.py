@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from playground.arena.votes import VoteRecord
 from playground.atomic import atomic_write_text
 from playground.errors import PlaygroundError
 from playground.leaderboard import spreadsheet_safe
-from playground.paths import exports_dir
+from playground.paths import private_export_dir
 
 CSV_COLUMNS = (
     "id",
@@ -76,6 +75,6 @@ def export_votes(records: Sequence[VoteRecord], fmt: str) -> Path:
         raise PlaygroundError("Export as csv or jsonl.")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     name = "arena-votes" if fmt == "csv" else "arena-preference-pairs"
-    path = exports_dir() / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}.{fmt}"
+    path = private_export_dir() / f"{name}-{stamp}.{fmt}"
     atomic_write_text(path, text)
     return path

@@ -26,7 +26,7 @@ from playground.generation.settings import DecodingSettings
 from playground.models.access import model_access
 from playground.models.adapters import attach_adapter, detach_adapters
 from playground.models.loader import LoadedModel
-from playground.paths import exports_dir
+from playground.paths import private_export_dir
 
 BASE_LABEL = "base model"  # has a space, so no adapter (names are [A-Za-z0-9_-]) can take it
 EXPORT_FORMATS = ("csv", "json")
@@ -170,7 +170,7 @@ def export_table(table: ComparisonTable, fmt: str = "csv", folder: str | Path | 
     """Write the table to data_dir()/exports (CSV with a BOM so spreadsheets read Chinese; or JSON)."""
     if fmt not in EXPORT_FORMATS:
         raise PlaygroundError(f"Export as {' or '.join(EXPORT_FORMATS)}, not {fmt!r}.")
-    folder = Path(folder) if folder is not None else exports_dir()
+    folder = Path(folder) if folder is not None else private_export_dir()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = folder / f"adapter-compare-{stamp}-{uuid.uuid4().hex[:6]}.{fmt}"
     if fmt == "csv":

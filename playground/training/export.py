@@ -16,7 +16,7 @@ from playground.errors import PlaygroundError
 from playground.identity import Owner
 from playground.models.adapters import METADATA_FILE, AdapterInfo, read_adapter
 from playground.names import named_path
-from playground.paths import adapters_dir, exports_dir
+from playground.paths import adapters_dir, merged_dir, private_export_dir
 from playground.training.adapters import merge_adapter, resolve_adapter
 from playground.training.job_files import TrainingJob, jobs_root
 
@@ -103,7 +103,7 @@ def adapter_zip(adapter: str | Path) -> Path:
             if path.is_file() and not path.is_symlink() and path.relative_to(folder) != Path(CARD):
                 archive.write(path, f"{folder.name}/{path.relative_to(folder)}")
         archive.writestr(f"{folder.name}/{CARD}", model_card(info, merged=False))
-    out = exports_dir() / f"{folder.name}-adapter.zip"
+    out = private_export_dir() / f"{folder.name}-adapter.zip"
     atomic_write_bytes(out, buffer.getvalue())
     return out
 
@@ -125,7 +125,7 @@ def merged_model(
 
 
 def merged_folder(adapter_name: str) -> Path:
-    return exports_dir() / f"{adapter_name}-merged"
+    return merged_dir() / f"{adapter_name}-merged"
 
 
 def folder_zip(folder: Path) -> Path:

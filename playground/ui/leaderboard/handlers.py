@@ -21,7 +21,7 @@ from playground.generation.settings import GREEDY
 from playground.models.adapters import attach_adapter, list_adapter_names, list_adapters
 from playground.names import named_path, safe_file_name
 from playground.number_lists import parse_number_list
-from playground.paths import adapters_dir, exports_dir
+from playground.paths import adapters_dir, private_export_dir
 from playground.prompts.fewshot import FewShotConfig
 from playground.prompts.templates import TEMPLATES, resolve_template
 from playground.ui.common import progress_callback, user_errors
@@ -228,7 +228,7 @@ class LeaderboardHandlers:
     @user_errors
     def on_export(self, ds: str | None) -> str:
         stem = safe_file_name(views.export_stem(ds), "data")
-        path = named_path(exports_dir(), f"leaderboard-{stem}", "export", ".csv")
+        path = named_path(private_export_dir(), f"leaderboard-{stem}", "export", ".csv")
         atomic_write_text(path, self.board.to_csv(ds or None))
         return str(path)
 
@@ -238,7 +238,7 @@ class LeaderboardHandlers:
 
         if run_id is None:
             raise PlaygroundError(tr(request, "leaderboard.export_run.none"))
-        path = named_path(exports_dir(), f"run-{int(run_id)}-examples", "export", ".parquet")
+        path = named_path(private_export_dir(), f"run-{int(run_id)}-examples", "export", ".parquet")
         return str(export_parquet(self.board, [int(run_id)], path, viewer=owner_of(self.ctx, request)))
 
     @user_errors

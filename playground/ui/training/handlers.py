@@ -12,6 +12,7 @@ from playground.errors import PlaygroundError
 from playground.evaluation.compare import compare_with_base
 from playground.evaluation.runner import EvalConfig
 from playground.models.sources import check_model_source
+from playground.paths import offer_download
 from playground.prompts.templates import training_template
 from playground.training import (
     TrainingConfig,
@@ -283,7 +284,10 @@ class TrainingHandlers:
         if task.error is not None:
             raise task.error
         merged = export.merged_folder(folder.name)
-        yield str(task.result), tr(request, "training.export.merged", name=folder.name, folder=merged.name)
+        yield (
+            str(offer_download(task.result)),
+            tr(request, "training.export.merged", name=folder.name, folder=merged.name),
+        )
 
     @user_errors
     def on_push(self, name: str | None, repo: str, token: str, what: str, request: gr.Request) -> str:
