@@ -1,4 +1,4 @@
-"""The model picker at the top of the page: one resident model shared by every tab.
+"""The model picker at the top of the page: the bar's model, shared by every tab, and what else is in memory.
 
 Which adapter chat uses is each session's own choice; which model is resident is an admin's.
 """
@@ -44,10 +44,13 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
 
 def resident_line(ctx: AppContext, request: gr.Request | None = None) -> str:
     """Every model in memory with what it takes, the bar's marked: others are Side by side's and the arena's."""
+    resident = ctx.models.resident()
+    if len(resident) == 1:  # the bar's model alone, named in the line above
+        return tr(request, "model_bar.resident.alone", memory=resident[0].memory, device=resident[0].device)
     models = [
         tr(request, "model_bar.resident.model", name=i.key, memory=i.memory, device=i.device)
         + (tr(request, "model_bar.resident.current") if i.current else "")
-        for i in ctx.models.resident()
+        for i in resident
     ]
     return tr(request, "model_bar.resident", models=", ".join(models))
 

@@ -54,6 +54,7 @@ def test_message_sent_while_an_answer_streams_is_kept_and_answered(page):
     _send(page, "Write a long story about a dragon.")
     page.locator("#chat-stats").get_by_text("generating").wait_for(timeout=60_000)
     _send(page, "What is 2+2?")
+    page.locator("#chat-notice").get_by_text("Queued").wait_for()
     time.sleep(2.5)  # the finding: the second message vanished within about two seconds
     assert "What is 2+2?" in _texts(page, USER)
     assert page.locator("#chat-input textarea").input_value() == ""
@@ -96,6 +97,8 @@ def test_regenerate_draws_a_new_seed_and_a_shown_seed_repeats_the_answer(page):
 
 def test_continue_extends_the_last_answer(page):
     _ready(page)
+    page.locator("#chat-continue").click()
+    page.locator("#chat-notice").get_by_text("There is no answer to continue yet.").wait_for()
     _set_number(page, "chat-temperature", 0)
     _set_number(page, "chat-max-new", 8)
     _send(page, "Write a long story about a dragon.")

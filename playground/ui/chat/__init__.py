@@ -85,7 +85,8 @@ def _wire_turns(
         (chat.chatbot.edit, handlers.edit_message, [chat.chatbot], []),
     ]
     for event, claim, claim_inputs, cleared in starts:
-        event(claim, claim_inputs, [*cleared, chat.chatbot, claimed], queue=False).then(**run).then(**keep)
+        outputs = [*cleared, chat.chatbot, claimed, chat.notice]
+        event(claim, claim_inputs, outputs, queue=False).then(**run).then(**keep)
 
 
 def _wire_tools(layout: ChatLayout, browser_id: gr.BrowserState, conversation: gr.State) -> None:

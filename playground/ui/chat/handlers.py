@@ -36,44 +36,43 @@ def _past_choices(owner: str | None) -> list[tuple[str, str]]:
     return [(c.title, c.id) for c in chat_history.list_conversations(owner)] if owner else []
 
 
+# The ways to start a turn claim it without the queue, where gradio shows no gr.Info or gr.Warning:
+# each says why nothing started in the chat's notice line instead (its last output; "" clears it).
+
+
 def add_user(text: str, history: list[dict[str, Any]], request: gr.Request):
     if not (text or "").strip():
-        return "", gr.skip(), ""
+        return "", gr.skip(), "", gr.skip()
     if not session_of(request).send(text):
-        gr.Info(tr(request, "chat.queued"))
-        return "", gr.skip(), ""
-    return "", plain_history(history) + [{"role": "user", "content": text}], ANSWER
+        return "", gr.skip(), "", tr(request, "chat.queued")
+    return "", plain_history(history) + [{"role": "user", "content": text}], ANSWER, ""
 
 
 def regenerate_from(history: list[dict[str, Any]], request: gr.Request):
     if not session_of(request).claim():
-        gr.Warning(tr(request, "chat.busy"))
-        return gr.skip(), ""
+        return gr.skip(), "", tr(request, "chat.busy")
     history = plain_history(history)
     while history and history[-1]["role"] == "assistant":
         history.pop()
-    return history, ANSWER
+    return history, ANSWER, ""
 
 
 def continue_last(history: list[dict[str, Any]], request: gr.Request):
     history = plain_history(history)
     if not history or history[-1]["role"] != "assistant":
-        gr.Warning(tr(request, "chat.nothing_to_continue"))
-        return gr.skip(), ""
+        return gr.skip(), "", tr(request, "chat.nothing_to_continue")
     if not session_of(request).claim():
-        gr.Warning(tr(request, "chat.busy"))
-        return gr.skip(), ""
-    return history, CONTINUE
+        return gr.skip(), "", tr(request, "chat.busy")
+    return history, CONTINUE, ""
 
 
 def edit_message(history: list[dict[str, Any]], evt: gr.EditData, request: gr.Request):
     index = evt.index if isinstance(evt.index, int) else evt.index[0]
     history = plain_history(history)
     if not session_of(request).claim():
-        gr.Warning(tr(request, "chat.busy"))
-        return gr.skip(), ""
+        return gr.skip(), "", tr(request, "chat.busy")
     kept = history[:index] + [{"role": "user", "content": message_text(evt.value)}]
-    return kept, ANSWER
+    return kept, ANSWER, ""
 
 
 def on_stop(request: gr.Request) -> None:

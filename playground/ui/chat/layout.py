@@ -23,6 +23,9 @@ class Conversation:
     stats: gr.Markdown
     past: gr.Dropdown
     markdown: gr.Textbox
+    # Why a click started nothing (busy, queued, nothing to continue): the stats line is the
+    # running answer's, so this says it apart.
+    notice: gr.Markdown
 
 
 @dataclass
@@ -108,6 +111,7 @@ def build_conversation() -> Conversation:
         continue_btn = gr.Button(t("chat.continue"), elem_id="chat-continue")
         clear = gr.Button(t("chat.clear"), elem_id="chat-clear")
         copy_md = gr.Button(t("chat.copy_markdown"), elem_id="chat-copy-md")
+    notice = gr.Markdown("", elem_id="chat-notice")
     stats = gr.Markdown("", elem_id="chat-stats")
     with gr.Row():
         past = gr.Dropdown(
@@ -117,7 +121,7 @@ def build_conversation() -> Conversation:
         label=t("chat.markdown"), lines=4, visible=False, buttons=["copy"], elem_id="chat-markdown"
     )
     return Conversation(
-        chatbot, message, send, stop, regenerate, continue_btn, clear, copy_md, stats, past, markdown
+        chatbot, message, send, stop, regenerate, continue_btn, clear, copy_md, stats, past, markdown, notice
     )
 
 

@@ -39,6 +39,7 @@ EN = {
     "model_bar.resident": "- In memory: {models}",
     "model_bar.resident.model": "{name} ({memory} on {device})",
     "model_bar.resident.current": " [this bar's]",
+    "model_bar.resident.alone": "- In memory: {memory} on {device}",
     "model_choice.bar": "the model bar's model",
 }
 
@@ -81,5 +82,6 @@ ZH_TW = {
     "model_bar.resident": "- 記憶體中的模型：{models}",
     "model_bar.resident.model": "{name}（{device} 上佔 {memory}）",
     "model_bar.resident.current": "［本列的模型］",
+    "model_bar.resident.alone": "- 記憶體：{device} 上佔 {memory}",
     "model_choice.bar": "上方模型列的模型",
 }
