@@ -9,6 +9,7 @@ from typing import Any
 
 from playground.api.models import ModelChoice
 from playground.api.params import ChatParams
+from playground.api.prompts import prompt_ids
 from playground.api.responses import completion_id, finish_reason, now, usage
 from playground.generation.stream import GenerationUpdate, stream_generate
 
@@ -18,8 +19,9 @@ def chat_updates(
 ) -> Iterator[GenerationUpdate]:
     """The growing answer; the template's next-turn text ends it as in the chat tab."""
     loaded, template = choice.loaded, choice.template
-    prompt = template.render_conversation(params.history, params.message, params.system, loaded.tokenizer)
-    settings = params.sampling.settings
+    text = template.render_conversation(params.history, params.message, params.system, loaded.tokenizer)
+    prompt = prompt_ids(loaded, text).ids
+    settings = params.sampling.settings_for(len(prompt), loaded.context_length)
     settings = settings.with_(stop=template.stop_strings + settings.stop)
     for update in stream_generate(loaded, prompt, settings, stop, choice.adapter, owner):
         if update.finished or update.new_tokens:  # waiting-in-queue updates carry no text

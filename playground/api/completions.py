@@ -10,30 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from playground.api.logprobs import completion_logprobs
 from playground.api.models import ModelChoice
 from playground.api.params import CompletionParams
+from playground.api.prompts import PromptIds, prompt_ids
 from playground.api.responses import completion_id, finish_reason, now, usage
-from playground.generation.stream import GenerationUpdate, add_special_tokens, stream_generate
-
-
-@dataclass
-class PromptIds:
-    """One prompt as the model sees it, and its text (what `echo` writes back)."""
-
-    ids: list[int]
-    text: str
-
-
-def prompt_ids(loaded: Any, prompt: str | list[int]) -> PromptIds:
-    tok = loaded.tokenizer
-    if isinstance(prompt, list):
-        return PromptIds(list(prompt), tok.decode(prompt))
-    ids = tok(prompt, add_special_tokens=add_special_tokens(tok, prompt))["input_ids"]
-    return PromptIds(list(ids), prompt)
+from playground.generation.stream import GenerationUpdate, stream_generate
 
 
 def _updates(
@@ -42,9 +26,14 @@ def _updates(
     if params.sampling.max_tokens == 0:
         yield GenerationUpdate("", len(prompt.ids), 0, 0.0, finished=True, reason="length", ids=[])
         return
-    for update in stream_generate(
-        choice.loaded, prompt.ids, params.sampling.settings, stop, choice.adapter, owner
-    ):
+    # Each prompt has its own flag (a finished generation sets its flag); the request's flag,
+    # set when the client goes away, stops the one running.
+    row_stop = threading.Event()
+    loaded = choice.loaded
+    settings = params.sampling.settings_for(len(prompt.ids), loaded.context_length)
+    for update in stream_generate(loaded, prompt.ids, settings, row_stop, choice.adapter, owner):
+        if stop.is_set():
+            row_stop.set()
         if update.finished or update.new_tokens:
             yield update
 

@@ -38,6 +38,14 @@ class Sampling:
     max_tokens: int  # as asked: 0 scores an echoed prompt without generating
     stream: bool
     include_usage: bool
+    max_tokens_given: bool = True  # False: the default, shortened to what the context leaves
+
+    def settings_for(self, prompt_tokens: int, context_length: int) -> DecodingSettings:
+        """The settings for one prompt: a default max_tokens never overflows the context."""
+        if self.max_tokens_given:
+            return self.settings
+        room = max(1, context_length - prompt_tokens)
+        return self.settings.with_(max_new_tokens=min(self.settings.max_new_tokens, room))
 
 
 @dataclass(frozen=True)
@@ -101,13 +109,11 @@ def sampling(body: dict, context_length: int, default_tokens: int, min_tokens: i
         if _check(_optional(body, name, 0), name, -2, 2) != 0:
             raise bad_request(f"'{name}' is not supported; use 'repetition_penalty' (1 = off).")
     requested = body.get("max_completion_tokens", body.get("max_tokens"))
-    max_tokens = _check(
-        min(default_tokens, context_length) if requested is None else requested,
-        "max_tokens",
-        min_tokens,
-        context_length,
-        integer=True,
-    )
+    limit = current_limits().new_tokens
+    if requested is None:
+        max_tokens = min(default_tokens, context_length, limit or default_tokens)
+    else:
+        max_tokens = _check(requested, "max_tokens", min_tokens, context_length, integer=True)
     try:
         current_limits().check_new_tokens(max_tokens)
     except PlaygroundError as exc:
@@ -130,7 +136,7 @@ def sampling(body: dict, context_length: int, default_tokens: int, min_tokens: i
     if not isinstance(options, dict):
         raise bad_request("'stream_options' must be an object.")
     stream, usage = _flag(body, "stream"), bool(options.get("include_usage"))
-    return Sampling(body.get("model"), settings, max_tokens, stream, usage)
+    return Sampling(body.get("model"), settings, max_tokens, stream, usage, requested is not None)
 
 
 def _content(message: Any, n: int) -> tuple[str, str]:
