@@ -16,6 +16,7 @@ from typing import Any
 
 from playground.errors import PlaygroundError
 from playground.generation.engine import INTERACTIVE, Request, engine_for, engine_reason, oom_message
+from playground.generation.remote import remote_engine, stream_remote
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import find_stop, held_back
 from playground.models.access import exclusive_model
@@ -129,6 +130,11 @@ def stream_generate(
             f"The prompt has {prompt_tokens} tokens; with {settings.max_new_tokens} new tokens it exceeds "
             f"the model's context of {loaded.context_length}. Shorten the chat (Clear) or lower max new tokens."
         )
+    remote = remote_engine(loaded)
+    if remote is not None:
+        text = prompt if isinstance(prompt, str) else loaded.tokenizer.decode(prompt)
+        yield from stream_remote(remote, loaded, text, prompt_tokens, settings, stop, adapter)
+        return
     if engine_reason(loaded, settings) is not None:
         yield from _generate_alone(loaded, inputs, settings, stop, adapter)
         return

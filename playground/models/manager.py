@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from playground.errors import ModelLoadError, PlaygroundError
+from playground.generation.remote import RemoteEngine
 from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel, LoadOptions, Progress, check_loadable, free, load_model
 
@@ -66,9 +67,11 @@ def _release(loaded: LoadedModel | None) -> None:
 
 
 class ModelManager:
-    def __init__(self) -> None:
+    def __init__(self, remote: RemoteEngine | None = None) -> None:
+        """`remote`: an external engine that generates for every model this manager loads."""
         self._swap = SwapLock()
         self._current: LoadedModel | None = None
+        self.remote = remote
 
     @property
     def current(self) -> LoadedModel | None:
@@ -88,13 +91,19 @@ class ModelManager:
             self._current = None
             _release(cur)
             try:
-                self._current = load_model(name, options, progress)
+                self._current = self._with_remote(load_model(name, options, progress))
             except Exception as exc:
                 if cur is None:
                     raise
-                self._current = load_model(cur.requested or cur.source, cur.options)
+                self._current = self._with_remote(load_model(cur.requested or cur.source, cur.options))
                 raise ModelLoadError(f"{exc} The previous model, {cur.name}, was loaded again.") from exc
             return self._current
+
+    def _with_remote(self, loaded: LoadedModel) -> LoadedModel:
+        if self.remote is not None:
+            # stream_generate reads it there (generation/remote.py: remote_engine).
+            loaded.__dict__["_remote"] = self.remote
+        return loaded
 
     def unload(self) -> None:
         with self._swap.exclusive():

@@ -32,6 +32,8 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
     summary = tr(request, "model_bar.model_summary", **cur.summary())
     lines = [tr(request, "model_bar.loaded", model=summary)]
     lines += [f"- {note}" for note in cur.notes]
+    if ctx.models.remote is not None:
+        lines.append(tr(request, "model_bar.external_engine", url=ctx.models.remote.url))
     if cur.device == "cuda":
         import torch
 
