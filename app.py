@@ -21,15 +21,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    try:
-        kwargs = launch_kwargs()
-    except ValueError as exc:  # a malformed PLAYGROUND_AUTH: say so instead of a traceback
-        raise SystemExit(f"error: {exc}") from None
     deployment = Deployment.from_env(args.host)
     if deployment.shared:
         # Training workers and every limit read this: they apply the shared deployment's rules too.
         os.environ["PLAYGROUND_SHARED"] = "1"
     ctx = AppContext(deployment=deployment)
+    try:
+        kwargs = launch_kwargs(ctx=ctx)
+    except ValueError as exc:  # a malformed PLAYGROUND_AUTH or PLAYGROUND_API_KEYS: say so, no traceback
+        raise SystemExit(f"error: {exc}") from None
     if not args.no_preload:
         print(f"Loading {args.model} (the first start converts the embedded model, ~25 s)...", flush=True)
         ctx.models.load(args.model)

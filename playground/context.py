@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from playground.generation.remote import RemoteEngine
 from playground.identity import Deployment
 from playground.leaderboard import Leaderboard
 from playground.models import ModelManager
@@ -23,7 +24,8 @@ class AppContext:
         leaderboard: Leaderboard | None = None,
         deployment: Deployment | None = None,
     ) -> None:
-        self.models = models or ModelManager()
+        # PLAYGROUND_ENGINE_URL: generation goes to an external OpenAI-compatible engine.
+        self.models = models or ModelManager(remote=RemoteEngine.from_env())
         # Login or not, shared or single-user: who owns what and who may load models.
         self.deployment = deployment or Deployment.from_env()
         if leaderboard is not None:

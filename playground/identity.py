@@ -64,6 +64,11 @@ class Owner:
         """Owners manage their own things; admins everything (including things without an owner)."""
         return self.is_admin or (owner_id is not None and owner_id == self.id)
 
+    def can_use(self, owner_id: str | None) -> bool:
+        """Whether this person may run something (an adapter): its owner and admins may, and
+        everyone may use what has no owner or the operator's (put in place, not made in the app)."""
+        return owner_id in (None, SYSTEM_ID) or self.can_manage(owner_id)
+
     def require(self, owner_id: str | None, what: str) -> None:
         if not self.can_manage(owner_id):
             raise PlaygroundError(
@@ -77,7 +82,8 @@ class Owner:
             )
 
 
-SYSTEM = Owner("system", is_admin=True)  # command-line tools and the app itself
+SYSTEM_ID = "system"
+SYSTEM = Owner(SYSTEM_ID, is_admin=True)  # command-line tools and the app itself
 
 
 def display_owner(owner_id: str | None, viewer: Owner | None = None) -> str:

@@ -31,9 +31,10 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from playground.errors import Cancelled, PlaygroundError
 from playground.generation.engine import BACKGROUND, Request, engine_reason, eos_ids, oom_message, run_all
+from playground.generation.remote import remote_engine
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import cut_at_stop
-from playground.generation.stream import decode_new, encode_prompt, seed_everything
+from playground.generation.stream import decode_new, encode_prompt, seed_everything, stream_generate
 from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
 from playground.models.unwrap import pad_id
@@ -147,6 +148,8 @@ def _engine_rows(
 ) -> list[tuple[str, int, int]]:
     """(text, prompt tokens, new tokens) of rows decoded together in the generation engine."""
     stop = stop or threading.Event()
+    if remote_engine(loaded) is not None:
+        return _remote_rows(loaded, requests, stop)
     owner = f"compare-{uuid.uuid4().hex[:8]}"
     ids = {r.prompt: encode_prompt(loaded, r.prompt)["input_ids"][0].tolist() for r in requests}
     rows = [
@@ -154,6 +157,32 @@ def _engine_rows(
         for r in requests
     ]
     return [(u.text, u.prompt_tokens, u.new_tokens) for u in run_all(loaded, rows, stop.is_set)]
+
+
+def _remote_rows(
+    loaded: LoadedModel, requests: Sequence[RowRequest], stop: threading.Event
+) -> list[tuple[str, int, int]]:
+    """The rows sent to the external engine at once (it batches them), in request order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(r: RowRequest) -> tuple[str, int, int]:
+        # A row's own flag: a finished stream sets it; the shared Stop still reaches it below.
+        row_stop = threading.Event()
+        last = None
+        for update in stream_generate(loaded, r.prompt, r.settings.with_(seed=r.seed), row_stop, r.adapter):
+            last = update
+            if stop.is_set():
+                row_stop.set()
+        if stop.is_set():
+            raise Cancelled("Stopped.")
+        return last.text, last.prompt_tokens, last.new_tokens
+
+    with ThreadPoolExecutor(max_workers=REMOTE_PARALLEL_ROWS) as pool:
+        return list(pool.map(one, requests))
+
+
+# Rows of one comparison in flight on an external engine at once.
+REMOTE_PARALLEL_ROWS = 8
 
 
 def _generate_call(

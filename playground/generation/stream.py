@@ -16,6 +16,7 @@ from typing import Any
 
 from playground.errors import PlaygroundError
 from playground.generation.engine import INTERACTIVE, Request, engine_for, engine_reason, oom_message
+from playground.generation.remote import remote_engine, stream_remote
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import find_stop, held_back
 from playground.models.access import exclusive_model
@@ -34,6 +35,10 @@ class GenerationUpdate:
     finished: bool = False
     stopped: bool = False
     queue: str = ""  # where the request is: "generating with 3 others", "waiting: position 2 …"
+    # On the final update: why the answer ended (eos, length, stop string, stopped) and its new
+    # token ids (the HTTP API reports both: finish_reason, and logprobs of exactly those tokens).
+    reason: str = ""
+    ids: list[int] | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -89,9 +94,17 @@ def seed_everything(seed: int | None) -> None:
         torch.cuda.manual_seed_all(int(seed))
 
 
+def token_inputs(loaded: LoadedModel, ids: list[int]) -> dict[str, Any]:
+    """Model inputs for a prompt that is already token ids (the HTTP API accepts those)."""
+    import torch
+
+    tensor = torch.tensor([ids], dtype=torch.long, device=loaded.model.device)
+    return {"input_ids": tensor, "attention_mask": torch.ones_like(tensor)}
+
+
 def stream_generate(
     loaded: LoadedModel,
-    prompt: str,
+    prompt: str | list[int],
     settings: DecodingSettings,
     stop: threading.Event | None = None,
     adapter: str | None = None,
@@ -106,16 +119,22 @@ def stream_generate(
     The request joins the model's generation engine (engine.py), decoded in one batch with
     everyone else's; while it waits, updates with no text say where it is in the queue. Beam
     search and encoder-decoder models run on `generate()` by themselves (`engine_reason`).
+    A prompt given as token ids is used as it is (no special tokens added).
     """
     settings.validate()
     stop = stop or threading.Event()
-    inputs = encode_prompt(loaded, prompt)
+    inputs = encode_prompt(loaded, prompt) if isinstance(prompt, str) else token_inputs(loaded, prompt)
     prompt_tokens = int(inputs["input_ids"].shape[1])
     if prompt_tokens + (0 if loaded.is_seq2seq else settings.max_new_tokens) > loaded.context_length:
         raise PlaygroundError(
             f"The prompt has {prompt_tokens} tokens; with {settings.max_new_tokens} new tokens it exceeds "
             f"the model's context of {loaded.context_length}. Shorten the chat (Clear) or lower max new tokens."
         )
+    remote = remote_engine(loaded)
+    if remote is not None:
+        text = prompt if isinstance(prompt, str) else loaded.tokenizer.decode(prompt)
+        yield from stream_remote(remote, loaded, text, prompt_tokens, settings, stop, adapter)
+        return
     if engine_reason(loaded, settings) is not None:
         yield from _generate_alone(loaded, inputs, settings, stop, adapter)
         return
@@ -136,6 +155,8 @@ def stream_generate(
                 finished=update.finished,
                 stopped=update.stopped,
                 queue="" if update.finished else ticket.status(),
+                reason=update.reason,
+                ids=update.ids,
             )
     finally:
         # A consumer that goes away (closed browser tab, cancelled event) stops the generation too.
@@ -221,14 +242,26 @@ def _generate_alone(
     if at is not None:
         text = text[:at]
     stopped = stop.is_set() and at is None and not _ended_naturally(ids, tok, settings)
+    reason = "stopped" if stopped else ("stop string" if at is not None else _natural_end(ids, settings))
     yield GenerationUpdate(
-        text, prompt_tokens, new, time.perf_counter() - start, finished=True, stopped=stopped
+        text,
+        prompt_tokens,
+        new,
+        time.perf_counter() - start,
+        finished=True,
+        stopped=stopped,
+        reason=reason,
+        ids=[int(i) for i in ids.tolist()],
     )
 
 
 def _ended_naturally(ids: Any, tok: Any, settings: DecodingSettings) -> bool:
     n = int(ids.numel())
     return n >= settings.max_new_tokens or (n > 0 and int(ids[-1]) == tok.eos_token_id)
+
+
+def _natural_end(ids: Any, settings: DecodingSettings) -> str:
+    return "length" if int(ids.numel()) >= settings.max_new_tokens else "eos"
 
 
 def generate_text(loaded: LoadedModel, prompt: str, settings: DecodingSettings) -> GenerationUpdate:

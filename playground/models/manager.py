@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from playground.errors import ModelLoadError, PlaygroundError
+from playground.generation.remote import RemoteEngine
 from playground.models.access import exclusive_model
 from playground.models.loader import (
     LoadedModel,
@@ -78,8 +79,10 @@ def _names(loaded: LoadedModel) -> set[str]:
 
 
 class ModelManager:
-    def __init__(self, budget: MemoryBudget | None = None) -> None:
+    def __init__(self, budget: MemoryBudget | None = None, remote: RemoteEngine | None = None) -> None:
+        """`remote`: an external engine that generates for every model this manager loads."""
         self.budget = budget or MemoryBudget.from_env()
+        self.remote = remote
         self._cond = threading.Condition()
         self._load_lock = threading.Lock()
         self._resident: dict[str, ResidentModel] = {}
@@ -156,7 +159,7 @@ class ModelManager:
             device, estimate = planned_footprint(name, options)
             evicted = self._make_room(device, estimate or 0, progress)
             try:
-                loaded = load_model(name, options, progress)
+                loaded = self._with_remote(load_model(name, options, progress))
             except Exception as exc:
                 self._reload_evicted_current(evicted, exc)
                 raise
@@ -173,6 +176,12 @@ class ModelManager:
                     self._current_key = slot.key
                 self._take(slot, hold)
                 return slot
+
+    def _with_remote(self, loaded: LoadedModel) -> LoadedModel:
+        if self.remote is not None:
+            # stream_generate reads it there (generation/remote.py: remote_engine).
+            loaded.__dict__["_remote"] = self.remote
+        return loaded
 
     def _take(self, slot: ResidentModel, hold: bool) -> None:
         slot.last_used = next(self._clock)
@@ -236,7 +245,7 @@ class ModelManager:
         """A load that failed after evicting the bar's model brings that model back."""
         if previous is None:
             return
-        back = load_model(previous.requested or previous.source, previous.options)
+        back = self._with_remote(load_model(previous.requested or previous.source, previous.options))
         with self._cond:
             slot = ResidentModel(self._new_key(back), back, measured_bytes(back.model))
             self._resident[slot.key] = slot

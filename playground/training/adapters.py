@@ -34,6 +34,23 @@ def _saved_by(path: Path) -> str | None:
         return None
 
 
+def adapter_owner(path: Path) -> str | None:
+    """Who made an adapter: the owner of the training job that saved it (None: placed by hand or
+    trained from the command line, so the operator's)."""
+    from playground.names import is_valid_name
+    from playground.training.job_files import jobs_root
+
+    job = _saved_by(Path(path))
+    if not is_valid_name(job):
+        return None
+    try:
+        status = json.loads((jobs_root() / str(job) / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    owner = status.get("owner") if isinstance(status, dict) else None
+    return owner if isinstance(owner, str) else None
+
+
 def save_adapter(model: Any, final: Path, metadata: dict[str, Any], job: str | None = None) -> Path:
     """Write the PEFT adapter and its metadata in one rename.
 

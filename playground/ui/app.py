@@ -100,15 +100,20 @@ def configure_queue(demo: gr.Blocks, limits: Limits | None = None) -> gr.Blocks:
     return demo
 
 
-def launch_kwargs(throttle: LoginThrottle | None = None) -> dict:
+def launch_kwargs(throttle: LoginThrottle | None = None, ctx: AppContext | None = None) -> dict:
+    """gradio's launch options; with `ctx`, the OpenAI-compatible API (/v1) is served beside the page."""
+    from playground.api import api_routes
+
     return {
         "app_kwargs": {
+            # Starlette routes the server checks before gradio's own: the API under /v1.
+            "routes": api_routes(ctx) if ctx is not None else [],
             "middleware": [
                 # The page's language switch (outermost, so the login page follows it too).
                 Middleware(LanguageMiddleware),
                 # Throttles failed logins; keeps the API description out of the logged-out login page.
                 Middleware(LoginGuard, throttle=throttle or LoginThrottle()),
-            ]
+            ],
         },
         "theme": gr.themes.Soft(),
         "css": CSS,

@@ -33,6 +33,8 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
     lines = [tr(request, "model_bar.loaded", model=summary)]
     lines += [f"- {note}" for note in cur.notes]
     lines.append(resident_line(ctx, request))
+    if ctx.models.remote is not None:
+        lines.append(tr(request, "model_bar.external_engine", url=ctx.models.remote.url))
     if cur.device == "cuda":
         import torch
 

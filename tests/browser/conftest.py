@@ -61,7 +61,7 @@ def app_server(tmp_path_factory):
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=4, max_size=64)
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(ctx=ctx))
     yield ctx, f"http://127.0.0.1:{port}/"
     demo.close()
 

@@ -35,6 +35,7 @@ EN = {
     "model_bar.loaded": "**Loaded:** {model}",
     "model_bar.model_summary": DESCRIPTION,
     "model_bar.gpu_memory": "- GPU memory: {used} / {total} GiB",
+    "model_bar.external_engine": "- Generation runs on the external engine at {url} (PLAYGROUND_ENGINE_URL).",
     "model_bar.chat_adapter": "- Your chat uses adapter **{name}**.",
     "model_bar.resident": "- In memory: {models}",
     "model_bar.resident.model": "{name} ({memory} on {device})",
@@ -78,6 +79,7 @@ ZH_TW = {
         "載入花了 {seconds} 秒"
     ),
     "model_bar.gpu_memory": "- GPU 記憶體：{used} / {total} GiB",
+    "model_bar.external_engine": "- 文字生成交由外部推論引擎 {url} 執行（PLAYGROUND_ENGINE_URL）。",
     "model_bar.chat_adapter": "- 你的對話使用轉接器 **{name}**。",
     "model_bar.resident": "- 記憶體中的模型：{models}",
     "model_bar.resident.model": "{name}（{device} 上佔 {memory}）",
