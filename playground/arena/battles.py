@@ -18,7 +18,7 @@ from typing import Any
 
 from playground.arena.contestants import Contestant
 from playground.errors import PlaygroundError
-from playground.generation.settings import PRESETS
+from playground.generation.settings import PRESETS, DecodingSettings
 from playground.generation.stream import stream_generate
 from playground.models import LoadedModel, ModelManager
 from playground.models.adapters import attach_adapter
@@ -91,15 +91,24 @@ def start_battle(
     )
 
 
-def _prepare(
-    loaded: LoadedModel, contestant: Contestant, battle: Battle
-) -> tuple[str, Any, str | None, dict]:
-    """The prompt in the model's own template, the decoding settings, the adapter, and what is hidden."""
+@dataclass(frozen=True)
+class Prepared:
+    """One contestant ready to answer: its decoding settings, its adapter's name on the model
+    (None: the base model), and what stays hidden until a vote reveals it."""
+
+    settings: DecodingSettings
+    adapter: str | None
+    hidden: dict[str, Any]
+
+
+def prepare_contestant(
+    loaded: LoadedModel, contestant: Contestant, seed: int, max_new_tokens: int
+) -> Prepared:
+    """The contestant's adapter attached to its resident model, and its settings."""
     adapter = None
     if contestant.adapter:
         adapter = attach_adapter(loaded, named_path(adapters_dir(), contestant.adapter, "adapter"))
-    settings = PRESETS[contestant.preset].with_(max_new_tokens=battle.max_new_tokens, seed=battle.seed)
-    text = loaded.default_template.render(battle.prompt, "", None, loaded.tokenizer)
+    settings = PRESETS[contestant.preset].with_(max_new_tokens=max_new_tokens, seed=seed)
     hidden = {
         "contestant": contestant.label,
         "model": loaded.name,
@@ -110,7 +119,12 @@ def _prepare(
         "template": loaded.default_template.name,
         "decoding": {k: v for k, v in asdict(settings).items() if k != "stop"},
     }
-    return text, settings, adapter, hidden
+    return Prepared(settings, adapter, hidden)
+
+
+def in_template(loaded: LoadedModel, prompt: str) -> str:
+    """The prompt as the model's own template sends it (the arena asks every model in its own)."""
+    return loaded.default_template.render(prompt, "", None, loaded.tokenizer)
 
 
 def stream_battle(manager: ModelManager, battle: Battle) -> Iterator[tuple[str, str]]:
@@ -124,10 +138,17 @@ def stream_battle(manager: ModelManager, battle: Battle) -> Iterator[tuple[str, 
         streams = {}
         for side, contestant in (("a", battle.a), ("b", battle.b)):
             loaded = stack.enter_context(manager.use_model(contestant.model, may_load=False))
-            prompt, settings, adapter, hidden = _prepare(loaded, contestant, battle)
-            setattr(battle, f"settings_{side}", hidden)
+            prepared = prepare_contestant(loaded, contestant, battle.seed, battle.max_new_tokens)
+            setattr(battle, f"settings_{side}", prepared.hidden)
             stop = threading.Event()
-            streams[side] = stream_generate(loaded, prompt, settings, stop, adapter, owner=battle.owner)
+            streams[side] = stream_generate(
+                loaded,
+                in_template(loaded, battle.prompt),
+                prepared.settings,
+                stop,
+                prepared.adapter,
+                owner=battle.owner,
+            )
             stack.callback(stop.set)
             stack.callback(streams[side].close)
         texts = {"a": "", "b": ""}
