@@ -50,6 +50,7 @@ class Battle:
     settings_a: dict[str, Any] = field(default_factory=dict)
     settings_b: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
+    stopped: bool = False  # ended by Stop: the answers are cut short, so no vote
     outcome: str | None = None  # set once the vote is stored
 
     def expired(self, now: float | None = None) -> bool:
@@ -127,33 +128,40 @@ def in_template(loaded: LoadedModel, prompt: str) -> str:
     return loaded.default_template.render(prompt, "", None, loaded.tokenizer)
 
 
-def stream_battle(manager: ModelManager, battle: Battle) -> Iterator[tuple[str, str]]:
+def stream_battle(
+    manager: ModelManager, battle: Battle, stop: threading.Event | None = None
+) -> Iterator[tuple[str, str]]:
     """(answer A, answer B) as both grow; the battle holds both answers and settings at the end.
 
-    Both models stay held (not evictable) until both answers end; a consumer that goes away
-    (closed tab) stops both generations."""
+    Both models stay held (not evictable) until both answers end; `stop` (the session's Stop) or
+    a consumer that goes away (closed tab) stops both generations."""
     if battle.finished:
         raise PlaygroundError("This battle has its answers already; ask again for a new one.")
     with ExitStack() as stack:
-        streams = {}
+        streams, stops = {}, []
         for side, contestant in (("a", battle.a), ("b", battle.b)):
             loaded = stack.enter_context(manager.use_model(contestant.model, may_load=False))
             prepared = prepare_contestant(loaded, contestant, battle.seed, battle.max_new_tokens)
             setattr(battle, f"settings_{side}", prepared.hidden)
-            stop = threading.Event()
+            side_stop = threading.Event()
+            stops.append(side_stop)
             streams[side] = stream_generate(
                 loaded,
                 in_template(loaded, battle.prompt),
                 prepared.settings,
-                stop,
+                side_stop,
                 prepared.adapter,
                 owner=battle.owner,
             )
-            stack.callback(stop.set)
+            stack.callback(side_stop.set)
             stack.callback(streams[side].close)
         texts = {"a": "", "b": ""}
         live = dict(streams)
         while live:
+            if stop is not None and stop.is_set():
+                battle.stopped = True
+                for side_stop in stops:
+                    side_stop.set()
             for side in list(live):
                 update = next(live[side], None)
                 if update is None or update.finished:

@@ -98,6 +98,10 @@ class VoteStore:
             raise PlaygroundError("This battle belongs to someone else: only who asked may vote on it.")
         if battle.outcome is not None:
             raise PlaygroundError("You voted on this battle already; ask again for a new one.")
+        if battle.stopped:
+            raise PlaygroundError(
+                "This battle was stopped before both answers ended; ask again for a new one."
+            )
         if not battle.finished:
             raise PlaygroundError("Wait until both answers are complete, then vote.")
         if battle.expired(time.time()):
