@@ -135,3 +135,26 @@ def test_ratings_and_exports_from_stored_votes(manager, store, tmp_path):
     assert csv_path.parent.parent.name == "exports" and csv_path.parent != jsonl.parent
     with pytest.raises(PlaygroundError, match="nothing to export"):
         export_votes([], "csv")
+
+
+def test_stop_ends_both_answers_and_the_battle_takes_no_vote(manager, store):
+    import threading
+
+    keys = [i.key for i in manager.resident()]
+    picked = [Contestant(keys[0], None, "greedy"), Contestant(keys[1], None, "greedy")]
+    battle = start_battle(picked, "Tell a story.", ALICE.id, max_new_tokens=200, rng=random.Random(2))
+    stop = threading.Event()
+    updates = []
+    for update in stream_battle(manager, battle, stop):
+        updates.append(update)
+        stop.set()  # Stop pressed as soon as the answers start
+    assert battle.stopped and battle.finished
+    full = start_battle(picked, "Tell a story.", ALICE.id, max_new_tokens=200, rng=random.Random(2))
+    list(stream_battle(manager, full))
+    assert not full.stopped and (full.a, full.seed) == (battle.a, battle.seed)
+    for cut, whole in ((battle.answer_a, full.answer_a), (battle.answer_b, full.answer_b)):
+        assert whole.startswith(cut) and len(cut) < len(whole), "stopped part-way through the same answer"
+    with pytest.raises(PlaygroundError, match="stopped before both answers ended"):
+        store.record(battle, ALICE, "a")
+    assert store.votes(ALICE) == []
+    assert all(i.users == 0 for i in manager.resident())

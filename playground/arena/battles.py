@@ -18,7 +18,7 @@ from typing import Any
 
 from playground.arena.contestants import Contestant
 from playground.errors import PlaygroundError
-from playground.generation.settings import PRESETS
+from playground.generation.settings import PRESETS, DecodingSettings
 from playground.generation.stream import stream_generate
 from playground.models import LoadedModel, ModelManager
 from playground.models.adapters import attach_adapter
@@ -50,6 +50,7 @@ class Battle:
     settings_a: dict[str, Any] = field(default_factory=dict)
     settings_b: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
+    stopped: bool = False  # ended by Stop: the answers are cut short, so no vote
     outcome: str | None = None  # set once the vote is stored
 
     def expired(self, now: float | None = None) -> bool:
@@ -91,15 +92,24 @@ def start_battle(
     )
 
 
-def _prepare(
-    loaded: LoadedModel, contestant: Contestant, battle: Battle
-) -> tuple[str, Any, str | None, dict]:
-    """The prompt in the model's own template, the decoding settings, the adapter, and what is hidden."""
+@dataclass(frozen=True)
+class Prepared:
+    """One contestant ready to answer: its decoding settings, its adapter's name on the model
+    (None: the base model), and what stays hidden until a vote reveals it."""
+
+    settings: DecodingSettings
+    adapter: str | None
+    hidden: dict[str, Any]
+
+
+def prepare_contestant(
+    loaded: LoadedModel, contestant: Contestant, seed: int, max_new_tokens: int
+) -> Prepared:
+    """The contestant's adapter attached to its resident model, and its settings."""
     adapter = None
     if contestant.adapter:
         adapter = attach_adapter(loaded, named_path(adapters_dir(), contestant.adapter, "adapter"))
-    settings = PRESETS[contestant.preset].with_(max_new_tokens=battle.max_new_tokens, seed=battle.seed)
-    text = loaded.default_template.render(battle.prompt, "", None, loaded.tokenizer)
+    settings = PRESETS[contestant.preset].with_(max_new_tokens=max_new_tokens, seed=seed)
     hidden = {
         "contestant": contestant.label,
         "model": loaded.name,
@@ -110,29 +120,48 @@ def _prepare(
         "template": loaded.default_template.name,
         "decoding": {k: v for k, v in asdict(settings).items() if k != "stop"},
     }
-    return text, settings, adapter, hidden
+    return Prepared(settings, adapter, hidden)
 
 
-def stream_battle(manager: ModelManager, battle: Battle) -> Iterator[tuple[str, str]]:
+def in_template(loaded: LoadedModel, prompt: str) -> str:
+    """The prompt as the model's own template sends it (the arena asks every model in its own)."""
+    return loaded.default_template.render(prompt, "", None, loaded.tokenizer)
+
+
+def stream_battle(
+    manager: ModelManager, battle: Battle, stop: threading.Event | None = None
+) -> Iterator[tuple[str, str]]:
     """(answer A, answer B) as both grow; the battle holds both answers and settings at the end.
 
-    Both models stay held (not evictable) until both answers end; a consumer that goes away
-    (closed tab) stops both generations."""
+    Both models stay held (not evictable) until both answers end; `stop` (the session's Stop) or
+    a consumer that goes away (closed tab) stops both generations."""
     if battle.finished:
         raise PlaygroundError("This battle has its answers already; ask again for a new one.")
     with ExitStack() as stack:
-        streams = {}
+        streams, stops = {}, []
         for side, contestant in (("a", battle.a), ("b", battle.b)):
             loaded = stack.enter_context(manager.use_model(contestant.model, may_load=False))
-            prompt, settings, adapter, hidden = _prepare(loaded, contestant, battle)
-            setattr(battle, f"settings_{side}", hidden)
-            stop = threading.Event()
-            streams[side] = stream_generate(loaded, prompt, settings, stop, adapter, owner=battle.owner)
-            stack.callback(stop.set)
+            prepared = prepare_contestant(loaded, contestant, battle.seed, battle.max_new_tokens)
+            setattr(battle, f"settings_{side}", prepared.hidden)
+            side_stop = threading.Event()
+            stops.append(side_stop)
+            streams[side] = stream_generate(
+                loaded,
+                in_template(loaded, battle.prompt),
+                prepared.settings,
+                side_stop,
+                prepared.adapter,
+                owner=battle.owner,
+            )
+            stack.callback(side_stop.set)
             stack.callback(streams[side].close)
         texts = {"a": "", "b": ""}
         live = dict(streams)
         while live:
+            if stop is not None and stop.is_set():
+                battle.stopped = True
+                for side_stop in stops:
+                    side_stop.set()
             for side in list(live):
                 update = next(live[side], None)
                 if update is None or update.finished:

@@ -9,6 +9,7 @@ Human votes are "human"; votes a metric casts on a test set (pairwise.py) are "m
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +98,10 @@ class VoteStore:
             raise PlaygroundError("This battle belongs to someone else: only who asked may vote on it.")
         if battle.outcome is not None:
             raise PlaygroundError("You voted on this battle already; ask again for a new one.")
+        if battle.stopped:
+            raise PlaygroundError(
+                "This battle was stopped before both answers ended; ask again for a new one."
+            )
         if not battle.finished:
             raise PlaygroundError("Wait until both answers are complete, then vote.")
         if battle.expired(time.time()):
@@ -123,6 +128,26 @@ class VoteStore:
             raise PlaygroundError("This battle has a vote already; it was stored once.") from None
         battle.outcome = outcome
         return VoteRecord(id=new_id, **values)
+
+    def record_metric_votes(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store a metric run's votes in one transaction; a vote whose battle id is stored already
+        (the same pairing, example and metric run before) is left out. Returns how many are new."""
+        if any(r["kind"] != "metric" or r["outcome"] not in OUTCOMES for r in rows):
+            raise PlaygroundError("Only metric votes with a known outcome are stored this way.")
+        for attempt in range(2):
+            try:
+                with self.board.write() as conn:
+                    new = _not_stored(conn, rows)
+                    if new:
+                        conn.execute(votes_table.insert(), new)
+                    return len(new)
+            except exc.IntegrityError:
+                # Another run of the same pairing stored some of these meanwhile: look again.
+                if attempt:
+                    raise PlaygroundError(
+                        "The same votes are being stored by another run; try again."
+                    ) from None
+        return 0
 
     def votes(self, viewer: Owner, view: VoteFilter | None = None) -> list[VoteRecord]:
         """Votes `viewer` may see (their own; an admin everyone's, or `view.user`'s), oldest first."""
@@ -151,6 +176,23 @@ class VoteStore:
 
     def test_sets(self, viewer: Owner) -> list[str]:
         return sorted({v.test_set for v in self.votes(viewer, VoteFilter(kind=None)) if v.test_set})
+
+
+def _not_stored(conn: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = list(dict.fromkeys(r["battle_id"] for r in rows))
+    stored: set[str] = set()
+    for start in range(0, len(ids), 500):  # SQLite takes a bounded number of parameters
+        chunk = ids[start : start + 500]
+        stored |= set(
+            conn.execute(select(votes_table.c.battle_id).where(votes_table.c.battle_id.in_(chunk))).scalars()
+        )
+    seen: set[str] = set()
+    new = []
+    for r in rows:
+        if r["battle_id"] not in stored and r["battle_id"] not in seen:
+            seen.add(r["battle_id"])
+            new.append(r)
+    return new
 
 
 def _record(row: Any) -> VoteRecord:

@@ -27,6 +27,32 @@ EN = {
     "arena.outcome.b": "B is better",
     "arena.outcome.tie": "tie",
     "arena.outcome.both_bad": "both bad",
+    "arena.test_set.upload": "or upload a test set (JSON / JSONL / CSV)",
+    "arena.stop": "Stop",
+    "arena.stopped": "Stopped: the answers are cut short, so there is no vote. Ask again for a new battle.",
+    "arena.auto.heading": "### Score automatically",
+    "arena.auto.intro": (
+        "No human needed: the ticked contestants answer every example of the test set above (it needs "
+        "reference answers), and a metric votes on each pair: the higher ROUGE-L, the correct answer, or "
+        "the lower perplexity of the reference. The votes go beside yours on the Leaderboard tab "
+        "(Metric votes); running the same pairing on the same test set again adds no votes twice."
+    ),
+    "arena.auto.metric": "Judge by",
+    "arena.auto.metric.rougeL": "ROUGE-L (higher wins)",
+    "arena.auto.metric.accuracy": "accuracy (the correct answer wins)",
+    "arena.auto.metric.perplexity": "perplexity of the reference (lower wins)",
+    "arena.auto.limit": "Examples (the first N)",
+    "arena.auto.start": "Score automatically",
+    "arena.auto.cancel": "Cancel",
+    "arena.auto.cancelling": "Cancelling...",
+    "arena.auto.cancelled": "Cancelled: no votes were stored.",
+    "arena.auto.done": (
+        "**{stored}** new metric votes from {examples} examples x {pairs} pairings of {test_set} "
+        "({skipped} were stored by an earlier run)."
+    ),
+    "arena.auto.scores": "Mean score per contestant",
+    "arena.auto.col.contestant": "contestant",
+    "arena.auto.col.score": "mean score",
     "ratings.heading": "### Arena ratings",
     "ratings.intro": (
         "Bradley-Terry ratings (Elo scale) from arena votes with bootstrap 95% intervals; you see your "
@@ -85,6 +111,28 @@ ZH_TW = {
     "arena.outcome.b": "B 比較好",
     "arena.outcome.tie": "平手",
     "arena.outcome.both_bad": "兩個都不好",
+    "arena.test_set.upload": "或上傳測試集（JSON / JSONL / CSV）",
+    "arena.stop": "停止",
+    "arena.stopped": "已停止：回答被截斷，所以不能投票。請再問一次，開始新的對戰。",
+    "arena.auto.heading": "### 自動評分",
+    "arena.auto.intro": (
+        "不需要人：勾選的參賽者回答上面測試集的每一題（測試集要有參考答案），再由指標替每一對投票："
+        "ROUGE-L 較高、答對的、或參考答案困惑度較低的一方獲勝。這些投票會出現在排行榜分頁（指標投票），"
+        "在你的投票旁邊；同一組配對在同一個測試集上再跑一次，不會重複計票。"
+    ),
+    "arena.auto.metric": "評判指標",
+    "arena.auto.metric.rougeL": "ROUGE-L（較高者勝）",
+    "arena.auto.metric.accuracy": "正確率（答對者勝）",
+    "arena.auto.metric.perplexity": "參考答案的困惑度（較低者勝）",
+    "arena.auto.limit": "題數（前 N 題）",
+    "arena.auto.start": "自動評分",
+    "arena.auto.cancel": "取消",
+    "arena.auto.cancelling": "正在取消……",
+    "arena.auto.cancelled": "已取消：沒有儲存任何投票。",
+    "arena.auto.done": "{test_set} 的 {examples} 題 x {pairs} 組配對，新增 **{stored}** 張指標投票（{skipped} 張先前已存過）。",
+    "arena.auto.scores": "每位參賽者的平均分數",
+    "arena.auto.col.contestant": "參賽者",
+    "arena.auto.col.score": "平均分數",
     "ratings.heading": "### 競技場評分",
     "ratings.intro": "由競技場投票算出的 Bradley-Terry 評分（Elo 尺度）與 bootstrap 95% 區間；你看到自己的投票（管理員看到所有人的）。",
     "ratings.user": "誰的投票",
