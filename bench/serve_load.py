@@ -349,6 +349,10 @@ def main() -> int:
             else:
                 turn = makers[path]()
             turn(0)  # warm-up
+            if engine is not None or manager is not None:
+                # Batched paths capture a CUDA graph per batch size: warm them at every size timed.
+                for n in users:
+                    _users(n, 1, turn)
             for n in users:
                 results[path, n] = load = _users(n, args.turns, turn)
                 print(load.line(path, n), flush=True)
