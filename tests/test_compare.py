@@ -167,6 +167,35 @@ def test_with_param():
         with_param(GREEDY, "seed", 1)
 
 
+def test_entropy_per_step_only_when_asked_and_as_the_model_computes_it(tiny):
+    from playground.generation.stream import encode_prompt
+
+    columns = [
+        Column("greedy", GREEDY.with_(max_new_tokens=8)),
+        Column("hot", HOT.with_(max_new_tokens=8)),
+        Column("beams", GREEDY.with_(num_beams=2, max_new_tokens=8)),
+    ]
+    plain = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=3)
+    traced = compare_columns(tiny, PROMPT, columns, n_samples=2, seed=3, entropy=True)
+    assert all(r.entropies is None for r in plain), "an ordinary comparison keeps nothing"
+    assert [r.texts for r in traced] == [r.texts for r in plain], "keeping steps changes no answer"
+    greedy, hot, beams = traced
+    assert beams.entropies == [None], "beam search does not decode in the engine"
+    assert len(hot.entropies) == 2
+    for result in (greedy, hot):
+        for steps, n in zip(result.entropies, result.new_tokens, strict=True):
+            assert len(steps) == n and all(e >= 0 for e in steps)
+    # The greedy answer's entropies are those of the model's own next-token rows along it.
+    prompt_ids = encode_prompt(tiny, PROMPT)["input_ids"][0].tolist()
+    answer = tiny.tokenizer(greedy.texts[0], add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = tiny.model(torch.tensor([prompt_ids + answer])).logits[0].float()
+    logp = logits[len(prompt_ids) - 1 : -1].log_softmax(-1)
+    expected = (-(logp.exp() * logp).sum(-1)).tolist()
+    n = min(len(expected), len(greedy.entropies[0]))
+    assert greedy.entropies[0][:n] == pytest.approx(expected[:n], abs=1e-3)
+
+
 def test_clear_errors(tiny):
     with pytest.raises(PlaygroundError, match="at least one column"):
         compare_columns(tiny, PROMPT, [])

@@ -73,6 +73,9 @@ class ColumnResult:
     seconds: float
     peak_memory_mb: float | None  # CUDA only: peak allocated during the column's call
     shared_call_with: int  # columns in the same generate call, this one included
+    # Per draw, the model's entropy (nats) at each step, when asked for; None for a draw that did
+    # not decode in the engine (beam search, encoder-decoder models), which keeps no steps.
+    entropies: list[list[float] | None] | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -89,6 +92,7 @@ class RowRequest:
     settings: DecodingSettings
     seed: int = 0  # seed of this row's own random generator (sampling rows)
     adapter: str | None = None  # None: the base model
+    keep_top: int = 0  # >0: keep each step's candidates (Request.keep_top), e.g. for its entropy
 
 
 @dataclass
@@ -99,6 +103,7 @@ class RowOutput:
     seconds: float  # wall time of the whole call
     peak_memory_mb: float | None
     call: int  # rows with the same number shared one generate call
+    entropies: list[float] | None = None  # per step, for a row that kept its steps
 
 
 @dataclass
@@ -145,18 +150,30 @@ def _new_tokens(ids: torch.Tensor, eos_ids: set[int]) -> int:
 
 def _engine_rows(
     loaded: LoadedModel, requests: Sequence[RowRequest], stop: threading.Event | None
-) -> list[tuple[str, int, int]]:
-    """(text, prompt tokens, new tokens) of rows decoded together in the generation engine."""
+) -> list[tuple[str, int, int, list[float] | None]]:
+    """(text, prompt tokens, new tokens, entropy per step or None) of rows decoded together in the
+    generation engine; only rows that ask (`keep_top`) keep steps, the others pay nothing."""
     stop = stop or threading.Event()
     if remote_engine(loaded) is not None:
         return _remote_rows(loaded, requests, stop)
     owner = f"compare-{uuid.uuid4().hex[:8]}"
     ids = {r.prompt: encode_prompt(loaded, r.prompt)["input_ids"][0].tolist() for r in requests}
     rows = [
-        Request(ids[r.prompt], r.settings.with_(seed=r.seed), stop, r.adapter, BACKGROUND, owner)
+        Request(
+            ids[r.prompt],
+            r.settings.with_(seed=r.seed),
+            stop,
+            r.adapter,
+            BACKGROUND,
+            owner,
+            keep_top=r.keep_top,
+        )
         for r in requests
     ]
-    return [(u.text, u.prompt_tokens, u.new_tokens) for u in run_all(loaded, rows, stop.is_set)]
+    return [
+        (u.text, u.prompt_tokens, u.new_tokens, [s.entropy for s in u.kept] if u.kept is not None else None)
+        for u in run_all(loaded, rows, stop.is_set)
+    ]
 
 
 def _remote_rows(
@@ -187,7 +204,7 @@ REMOTE_PARALLEL_ROWS = 8
 
 def _generate_call(
     loaded: LoadedModel, requests: Sequence[RowRequest], stop: threading.Event | None
-) -> list[tuple[str, int, int]]:
+) -> list[tuple[str, int, int, None]]:
     """One generate() call for rows with the same settings, seed and adapter (beam search, T5)."""
     tok = loaded.tokenizer
     ids, mask, pads = _encode_left(loaded, [r.prompt for r in requests])
@@ -223,7 +240,7 @@ def _generate_call(
         # generate() stops a row at its generation_config's eos ids, which may differ from
         # the tokenizer's (several ids for some chat models).
         n = _new_tokens(new, eos)
-        rows.append((cut_at_stop(decode_new(tok, new[:n]), settings.stop)[0], width - pads[i], n))
+        rows.append((cut_at_stop(decode_new(tok, new[:n]), settings.stop)[0], width - pads[i], n, None))
     return rows
 
 
@@ -252,8 +269,8 @@ def generate_rows(
         rows = _engine_rows(loaded, part, stop) if idx is batched else _generate_call(loaded, part, stop)
         seconds = time.perf_counter() - began
         peak = torch.cuda.max_memory_allocated(loaded.model.device) / 2**20 if cuda else None
-        for i, (text, prompt_tokens, new_tokens) in zip(idx, rows, strict=True):
-            outputs[i] = RowOutput(text, prompt_tokens, new_tokens, seconds, peak, number)
+        for i, (text, prompt_tokens, new_tokens, entropies) in zip(idx, rows, strict=True):
+            outputs[i] = RowOutput(text, prompt_tokens, new_tokens, seconds, peak, number, entropies)
     return [o for o in outputs if o is not None]
 
 
@@ -265,8 +282,12 @@ def compare_columns(
     seed: int | None = 0,
     stop: threading.Event | None = None,
     batched: bool = True,
+    entropy: bool = False,
 ) -> list[ColumnResult]:
-    """Every column on the same prompt and seed; sampling columns get `n_samples` draws (seed + draw)."""
+    """Every column on the same prompt and seed; sampling columns get `n_samples` draws (seed + draw).
+
+    `entropy`: also the model's entropy at each step of each draw (kept by the engine's rows only
+    then, so an ordinary comparison keeps nothing)."""
     if not columns:
         raise PlaygroundError("Add at least one column to compare.")
     if not 1 <= n_samples <= MAX_SAMPLES:
@@ -282,7 +303,8 @@ def compare_columns(
             raise PlaygroundError(f"Column {column.label}: {exc}") from exc
         settings.append(s)
         for draw in range(n_samples if s.mode == "sample" else 1):
-            requests.append(RowRequest(prompt, s, seed + draw))
+            # One kept candidate is enough: the entropy is of the whole row, computed on the device.
+            requests.append(RowRequest(prompt, s, seed + draw, keep_top=1 if entropy else 0))
             owner.append(c)
     if batched:
         outputs = generate_rows(loaded, requests, stop)
@@ -304,6 +326,7 @@ def compare_columns(
                 seconds=mine[0].seconds,
                 peak_memory_mb=mine[0].peak_memory_mb,
                 shared_call_with=len({k for o, k in zip(outputs, owner) if o.call == call}),
+                entropies=[o.entropies for o in mine] if entropy else None,
             )
         )
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from tests.browser.language import save_screenshot
 from tests.helpers import wait_for
 
 
@@ -21,7 +22,7 @@ def _set_slider(page, elem_id: str, value: str) -> None:
 
 
 def test_click_a_token_move_temperature_and_branch(page):
-    page.locator("#model-status").get_by_text("smollm2-135m-instruct").wait_for()
+    page.locator("#model-status").get_by_text("smollm2-135m-instruct").first.wait_for()
     page.get_by_role("tab", name="Side by side").click()
     page.get_by_role("tab", name="Token explorer").click()
     page.locator("#explorer-instruction textarea").fill("Name three colors.")
@@ -62,3 +63,4 @@ def test_click_a_token_move_temperature_and_branch(page):
     assert second.locator(".xp-fork").count() == 1
     assert second.locator(".xp-shared").count() >= 1
     assert page.locator("#explorer-answers .xp-answer").count() == 2
+    save_screenshot(page, "token-explorer-en.png")

@@ -12,6 +12,7 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
+from playground.explorer.adapter_diff import AdapterDiffRow, adapter_diff_rows
 from playground.generation.adapter_compare import (
     ComparisonTable,
     attach_adapters,
@@ -22,6 +23,7 @@ from playground.generation.adapter_compare import (
 from playground.generation.settings import PRESETS, DecodingSettings
 from playground.names import named_path
 from playground.paths import adapters_dir
+from playground.ui.adapter_diff_chart import adapter_diff_figure
 from playground.ui.common import on_tab_shown, user_errors
 from playground.ui.compare.adapters_layout import (
     build_adapter_pick,
@@ -67,7 +69,7 @@ class AdapterHandlers:
         runs: SessionRuns,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
-    ) -> tuple[Any, str, ComparisonTable]:
+    ) -> tuple[Any, str, ComparisonTable, Any]:
         lang = language_of(request)
         folders = list(folders or [])
         items = prompt_items(source, pasted, upload_path or example_path, refs_path, rows, lang)
@@ -90,9 +92,10 @@ class AdapterHandlers:
                 if own_templates and folders
                 else None
             )
+            prompts = [render_prompt(loaded, template, system, ins, inp) for ins, inp, _ in items]
             table = compare_adapters(
                 loaded,
-                [render_prompt(loaded, template, system, ins, inp) for ins, inp, _ in items],
+                prompts,
                 ([None] if with_base else []) + names,
                 settings,
                 references=[ref for _, _, ref in items],
@@ -101,7 +104,23 @@ class AdapterHandlers:
                 stop=stop,
                 column_prompts=own,
             )
-        return table_view(table, lang), comparison_note(table, lang), table
+            progress(1.0, desc=text(lang, "compare.adapters.scoring"))
+            by_adapter = [
+                (n, own[columns.index(f)].prompts if own else prompts) for n, f in zip(names, folders)
+            ]
+            diffs = adapter_diff_rows(loaded, by_adapter, [ref for _, _, ref in items])
+        note = comparison_note(table, lang)
+        if diffs:
+            note += "\n\n" + text(lang, "adapter_diff.compare_note", rows=len({d.row for d in diffs}))
+        return table_view(table, lang), note, table, diff_view(diffs, lang)
+
+
+def diff_view(diffs: list[AdapterDiffRow], lang: str) -> Any:
+    """The heatmap of every scored (row, adapter), hidden when nothing had a reference."""
+    if not diffs:
+        return gr.update(visible=False, value=None)
+    titled = [(text(lang, "adapter_diff.row", row=d.row + 1, adapter=d.adapter), d.characters) for d in diffs]
+    return gr.update(visible=True, value=adapter_diff_figure(titled, lang))
 
 
 def comparison_note(table: ComparisonTable, lang: str = "en") -> str:
@@ -170,7 +189,7 @@ def build_adapters_tab(ctx: AppContext, shared: SharedControls) -> None:
             *shared.prompt,
             shared.runs,
         ],
-        [run.table, run.status, run.last_table],
+        [run.table, run.status, run.last_table, run.diff],
         concurrency_id="model",
         concurrency_limit=1,
     )

@@ -48,6 +48,7 @@ class ComparisonRun:
     export_json: gr.Button
     exported: gr.File
     last_table: gr.State
+    diff: gr.Plot  # adapter vs base per reference character, when the prompts have references
 
 
 def build_adapter_pick() -> AdapterPick:
@@ -88,7 +89,10 @@ def build_prompt_source() -> PromptSource:
     )
     with gr.Row(visible=False) as data_row:
         example = gr.Dropdown(
-            example_choices(), label=t("compare.adapters.example"), allow_custom_value=False
+            example_choices(),
+            label=t("compare.adapters.example"),
+            allow_custom_value=False,
+            elem_id="adapter-example",
         )
         upload = gr.File(label=t("compare.adapters.upload"), file_types=[".json", ".jsonl", ".csv", ".tsv"])
         references = gr.File(label=t("compare.adapters.references"), file_types=[".txt"])
@@ -114,6 +118,7 @@ def build_comparison_run() -> ComparisonRun:
         export_json = gr.Button(t("compare.adapters.export_json"), elem_id="adapter-export-json")
         exported = gr.File(label=t("compare.adapters.exported"), interactive=False, elem_id="adapter-export")
     last_table = gr.State(None)
+    diff = gr.Plot(visible=False, show_label=False, elem_id="adapter-diff")
     return ComparisonRun(
-        preset, max_new, seed, run, stop, status, table, export_csv, export_json, exported, last_table
+        preset, max_new, seed, run, stop, status, table, export_csv, export_json, exported, last_table, diff
     )

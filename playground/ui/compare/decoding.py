@@ -19,6 +19,7 @@ from playground.ui.compare.decoding_layout import (
     RunBar,
     SweepControls,
     build_columns,
+    build_entropy_trace,
     build_prompt_preview,
     build_run_bar,
     build_sweep,
@@ -34,6 +35,7 @@ from playground.ui.compare.decoding_settings import (
 from playground.ui.compare.decoding_views import (
     column_stats,
     column_text,
+    entropy_trace,
     parse_values,
     sweep_figure,
     sweep_table,
@@ -94,7 +96,10 @@ class DecodingHandlers:
                 with holding_model(self.ctx, request, model, progress) as loaded:
                     prompt = self._prompt(loaded, v, lang)
                     columns = [picked[i][1] for i in idx]
-                    for i, r in zip(idx, compare_columns(loaded, prompt, columns, samples, seed, stop)):
+                    traced = compare_columns(
+                        loaded, prompt, columns, samples, seed, stop, entropy=bool(v[self.bar.show_entropy])
+                    )
+                    for i, r in zip(idx, traced):
                         results[i] = r
                 if prompt not in prompts:
                     prompts.append(prompt)
@@ -110,7 +115,7 @@ class DecodingHandlers:
                 column_text(results[i], samples, lang),
                 stats if model == BAR_MODEL else f"`{model}` · {stats}",
             ]
-        return values + ["\n\n---\n\n".join(prompts)]
+        return values + ["\n\n---\n\n".join(prompts), entropy_trace(results, lang)]
 
     @user_errors
     def run_sweep(
@@ -152,6 +157,7 @@ def max_new_everywhere(n: float | None) -> list[Any]:
 def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
     bar = build_run_bar()
     columns = build_columns()
+    entropy_plot = build_entropy_trace()
     preview = build_prompt_preview()
     sweep_controls = build_sweep()
     handlers = DecodingHandlers(ctx, shared, bar, columns, sweep_controls)
@@ -172,7 +178,10 @@ def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
     common = {bar.samples, bar.seed, shared.runs, *handlers.prompt_inputs, *column_models}
     outputs = [o for c in columns for o in (c.out, c.stats)]
     bar.run.click(
-        handlers.run_columns, {bar.n_columns, *common, *knobs}, outputs + [preview], **GENERATION_EVENT
+        handlers.run_columns,
+        {bar.n_columns, bar.show_entropy, *common, *knobs},
+        outputs + [preview, entropy_plot],
+        **GENERATION_EVENT,
     )
     bar.stop.click(stop_all, shared.runs, None, queue=False)
 

@@ -31,6 +31,7 @@ class RunBar:
     samples: gr.Slider
     max_new_all: gr.Number
     seed: gr.Number
+    show_entropy: gr.Checkbox  # keep each step's entropy and chart it (ordinary runs keep nothing)
     run: gr.Button
     stop: gr.Button
 
@@ -96,9 +97,15 @@ def build_run_bar() -> RunBar:
             elem_id="compare-max-new",
         )
         seed = gr.Number(0, label=t("compare.seed_shared"), precision=0, elem_id="compare-seed")
+        show_entropy = gr.Checkbox(
+            False,
+            label=t("compare.show_entropy"),
+            info=t("compare.show_entropy.info"),
+            elem_id="compare-show-entropy",
+        )
         run = gr.Button(t("compare.run"), variant="primary", elem_id="compare-run")
         stop = gr.Button(t("compare.stop"), variant="stop", elem_id="compare-stop")
-    return RunBar(instruction, extra, n_columns, samples, max_new_all, seed, run, stop)
+    return RunBar(instruction, extra, n_columns, samples, max_new_all, seed, show_entropy, run, stop)
 
 
 def build_columns() -> list[ColumnControls]:
@@ -150,6 +157,11 @@ def _build_column(i: int, box: gr.Column) -> ColumnControls:
     )
     stats = gr.Markdown("", elem_id=f"compare-stats-{i}")
     return ColumnControls(box, model, preset, summary, knobs, out, stats)
+
+
+def build_entropy_trace() -> gr.Plot:
+    """One entropy line per column, shown after a run with "show entropy" ticked."""
+    return gr.Plot(visible=False, show_label=False, elem_id="compare-entropy")
 
 
 def build_prompt_preview() -> gr.Textbox:

@@ -37,6 +37,41 @@ def column_stats(result: ColumnResult, lang: str = "en") -> str:
     return " · ".join(parts)
 
 
+def entropy_trace(results: list[ColumnResult], lang: str = "en") -> Any:
+    """The chart's update: one line per column that kept its steps (its first draw), else hidden."""
+    import gradio as gr
+    import plotly.graph_objects as go
+
+    traced = [(n, r) for n, r in enumerate(results, start=1) if r.entropies and r.entropies[0] is not None]
+    if not traced:
+        return gr.update(visible=False, value=None)
+    fig = go.Figure()
+    for number, result in traced:
+        steps = result.entropies[0]
+        fig.add_scatter(
+            x=list(range(1, len(steps) + 1)),
+            y=steps,
+            mode="lines+markers",
+            marker=dict(size=4),
+            name=text(
+                lang, "compare.entropy.series", column=number, label=decoding_label(result.settings, lang)
+            ),
+        )
+    untraced = [str(n) for n, r in enumerate(results, start=1) if r.entropies and r.entropies[0] is None]
+    title = text(lang, "compare.entropy.title")
+    if untraced:
+        title += "<br><sub>" + text(lang, "compare.entropy.untraced", columns=", ".join(untraced)) + "</sub>"
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=14)),
+        height=340,
+        margin=dict(l=50, r=20, t=70, b=40),
+        xaxis=dict(title=text(lang, "explorer.axis.step")),
+        yaxis=dict(title=text(lang, "explorer.axis.entropy"), rangemode="tozero"),
+        legend=dict(orientation="h", y=-0.2),
+    )
+    return gr.update(visible=True, value=fig)
+
+
 def sweep_figure(points: list[SweepPoint], param: str, lang: str = "en") -> Any:
     """Diversity, length and perplexity of the outputs against the swept value."""
     from plotly.subplots import make_subplots

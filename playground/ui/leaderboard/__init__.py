@@ -65,12 +65,21 @@ def _wire_board(handlers: h.LeaderboardHandlers, form: EvaluateForm, board: Boar
         board.strategy_filter.change,
     ):
         trigger(handlers.show, board.inputs, board.outputs)
+    adapter_diff = {
+        "fn": handlers.on_adapter_diff,
+        "inputs": [detail.selected_run, detail.selected_example],
+        "outputs": [detail.adapter_note, detail.adapter_diff],
+        "concurrency_id": "model",
+        "concurrency_limit": 1,
+    }
     board.runs.select(
         handlers.on_run_select,
         board.runs,
-        [detail.selected_run, detail.title, detail.examples, detail.heatmap],
-    )
-    detail.examples.select(handlers.on_example_select, detail.selected_run, detail.heatmap)
+        [detail.selected_run, detail.title, detail.examples, detail.heatmap, detail.selected_example],
+    ).success(**adapter_diff)
+    detail.examples.select(
+        handlers.on_example_select, detail.selected_run, [detail.heatmap, detail.selected_example]
+    ).success(**adapter_diff)
     detail.export.click(handlers.on_export, board.dataset, detail.export_file)
     detail.export_run.click(handlers.on_export_run, detail.selected_run, detail.export_file)
     detail.delete.click(handlers.on_delete, [detail.run_id, *board.inputs], board.outputs)

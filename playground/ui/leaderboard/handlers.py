@@ -28,6 +28,7 @@ from playground.ui.common import progress_callback, user_errors
 from playground.ui.data_picker import load_choice
 from playground.ui.i18n import language_of, tr
 from playground.ui.leaderboard import views
+from playground.ui.leaderboard.adapter_diff import example_adapter_diff
 from playground.ui.leaderboard.layout import ALL, NONE
 from playground.ui.session import owner_of
 from playground.ui.session_stop import SessionRuns, stop_all
@@ -211,19 +212,26 @@ class LeaderboardHandlers:
         try:
             rows = self.board.examples(run_id, viewer=owner_of(self.ctx, request))
         except PlaygroundError as exc:
-            return run_id, f"**{tr(request, 'leaderboard.run')} #{record.id}** · {exc}", pd.DataFrame(), ""
+            title = f"**{tr(request, 'leaderboard.run')} #{record.id}** · {exc}"
+            return run_id, title, pd.DataFrame(), "", None
         first = rows[0] if rows else None
         heatmap = views.nll_heatmap(first.tokens, first.nll, lang) if first else ""
-        return run_id, views.run_title(record, lang), views.examples_frame(rows), heatmap
+        return run_id, views.run_title(record, lang), views.examples_frame(rows), heatmap, 0
 
     @user_errors
-    def on_example_select(self, run_id: int | None, evt: gr.SelectData, request: gr.Request) -> str:
+    def on_example_select(
+        self, run_id: int | None, evt: gr.SelectData, request: gr.Request
+    ) -> tuple[str, int | None]:
         if run_id is None:
-            return ""
-        chosen = self.board.examples(run_id, viewer=owner_of(self.ctx, request))[
-            views.selected_row(evt.index)
-        ]
-        return views.nll_heatmap(chosen.tokens, chosen.nll, language_of(request))
+            return "", None
+        index = views.selected_row(evt.index)
+        chosen = self.board.examples(run_id, viewer=owner_of(self.ctx, request))[index]
+        return views.nll_heatmap(chosen.tokens, chosen.nll, language_of(request)), index
+
+    @user_errors
+    def on_adapter_diff(self, run_id: int | None, index: int | None, request: gr.Request) -> tuple[Any, Any]:
+        """For a run with an adapter: the clicked example's reference, adapter vs base, per character."""
+        return example_adapter_diff(self.ctx, run_id, index, request)
 
     @user_errors
     def on_export(self, ds: str | None) -> str:

@@ -111,6 +111,9 @@ class RunDetail:
     title: gr.Markdown
     examples: gr.Dataframe
     heatmap: gr.HTML
+    selected_example: gr.State  # index of the clicked example among the run's
+    adapter_note: gr.Markdown  # shown when the clicked run used an adapter
+    adapter_diff: gr.Plot
 
 
 def build_data_section(initial_info: str) -> DataSection:
@@ -239,6 +242,20 @@ def build_run_detail() -> RunDetail:
         elem_id="lb-examples",
     )
     heatmap = gr.HTML(elem_id="lb-heatmap")
+    adapter_note = gr.Markdown(elem_id="lb-adapter-note")
+    adapter_diff = gr.Plot(visible=False, show_label=False, elem_id="lb-adapter-diff")
     return RunDetail(
-        export, export_run, export_file, run_id, delete, publish, selected_run, title, examples, heatmap
+        export,
+        export_run,
+        export_file,
+        run_id,
+        delete,
+        publish,
+        selected_run,
+        title,
+        examples,
+        heatmap,
+        gr.State(0),
+        adapter_note,
+        adapter_diff,
     )
