@@ -177,3 +177,29 @@ def test_a_step_runs_only_the_slots_its_rows_need():
     for used, count in (({0}, 1), ({0, 1}, 2), ({2}, 4), ({0, 4}, 8), ({0, 9}, 16), (set(), 1)):
         rows.used = used
         assert rows.step_slots() == count
+
+
+def test_newcomers_of_one_step_share_one_left_padded_prefill_and_equal_alone(tiny, monkeypatch):
+    """Once the slots are sized, the newcomers a step admits are prefilled in one forward (left
+    padded, positions counted per row); each row's greedy text still equals its text alone."""
+    groups: list[int] = []
+    real = Engine._prefill
+
+    def prefill(self, tickets):
+        groups.append(len(tickets))
+        return real(self, tickets)
+
+    monkeypatch.setattr(Engine, "_prefill", prefill)
+    settings = [GREEDY.with_(max_new_tokens=n) for n in LENGTHS]
+    alone = [_alone(tiny, p, s) for p, s in zip(PROMPTS, settings, strict=True)]
+    groups.clear()
+    engine = Engine(tiny, EngineLimits(max_rows=8, max_prefill_rows=4), cache="slots")
+    _slow_steps(monkeypatch, engine, 0.05)
+    first = engine.submit(Request(_ids(tiny, PROMPTS[0]), settings[0]))
+    wait_for(lambda: engine.snapshot().running == 1, 30)  # the first prefill sizes the slots
+    rest = [engine.submit(Request(_ids(tiny, p), s)) for p, s in zip(PROMPTS[1:], settings[1:], strict=True)]
+    texts = [t.result().text for t in [first, *rest]]
+    engine.close()
+    assert texts == alone
+    assert groups[0] == 1 and max(groups) > 1, groups
+    assert sum(groups) == len(PROMPTS) and max(groups) <= 4

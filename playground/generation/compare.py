@@ -178,11 +178,12 @@ def _engine_rows(
 
 def _remote_rows(
     loaded: LoadedModel, requests: Sequence[RowRequest], stop: threading.Event
-) -> list[tuple[str, int, int]]:
-    """The rows sent to the external engine at once (it batches them), in request order."""
+) -> list[tuple[str, int, int, None]]:
+    """The rows sent to the external engine at once (it batches them), in request order; no
+    entropy (the engine's candidates are not kept)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(r: RowRequest) -> tuple[str, int, int]:
+    def one(r: RowRequest) -> tuple[str, int, int, None]:
         # A row's own flag: a finished stream sets it; the shared Stop still reaches it below.
         row_stop = threading.Event()
         last = None
@@ -192,7 +193,7 @@ def _remote_rows(
                 row_stop.set()
         if stop.is_set():
             raise Cancelled("Stopped.")
-        return last.text, last.prompt_tokens, last.new_tokens
+        return last.text, last.prompt_tokens, last.new_tokens, None
 
     with ThreadPoolExecutor(max_workers=REMOTE_PARALLEL_ROWS) as pool:
         return list(pool.map(one, requests))

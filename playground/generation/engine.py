@@ -63,7 +63,10 @@ BACKGROUND = "background"
 @dataclass(frozen=True)
 class EngineLimits:
     max_rows: int = 16
+    # Newcomers prefilled per step. On the slot cache they share one left-padded forward (up to
+    # `max_prefill_rows`); elsewhere each is a forward of its own, so fewer.
     max_prefills_per_step: int = 2
+    max_prefill_rows: int = 8
     # Prompt tokens prefilled per step (one newcomer is always admitted, however long).
     prefill_tokens: int = 1024
     # Rows only interactive requests may take.
@@ -216,6 +219,37 @@ def _adapter_layers_on(model: Any) -> Iterator[None]:
     finally:
         if was_off:
             model.base_model.disable_adapter_layers()
+
+
+def _left_padded(prompts: Sequence[list[int]], device: Any) -> dict[str, torch.Tensor]:
+    """Prompts of different lengths as one left-padded batch: ids, mask and each token's position
+    (counted from the row's own first token, as if the row were alone)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for j, prompt in enumerate(prompts):
+        ids[j, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask[j, width - len(prompt) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": positions.to(device),
+    }
+
+
+class _OneRow:
+    """Row `j` of a batched prefill's cache as a one-row cache: what SlotRows copies into a slot
+    (the row's tokens are its last columns, the padding before them is never read)."""
+
+    def __init__(self, cache: Any, j: int) -> None:
+        self.layers = [_RowLayer(layer.keys[j : j + 1], layer.values[j : j + 1]) for layer in cache.layers]
+
+
+@dataclass
+class _RowLayer:
+    keys: torch.Tensor
+    values: torch.Tensor
 
 
 def oom_message(where: str) -> str:
@@ -388,7 +422,7 @@ class Engine:
         ]
         return interactive + fair
 
-    def _choose(self) -> list[Ticket]:
+    def _choose(self, most: int) -> list[Ticket]:
         capacity = self.capacity()
         free = capacity - len(self._rows)
         reserve = min(self.limits.reserved_interactive, capacity - 1)
@@ -396,7 +430,7 @@ class Engine:
         chosen: list[Ticket] = []
         tokens = 0
         for ticket in self._admission_order():
-            if len(chosen) >= min(free, self.limits.max_prefills_per_step):
+            if len(chosen) >= min(free, most):
                 break
             if ticket.request.kind != INTERACTIVE:
                 if background >= capacity - reserve:
@@ -421,8 +455,10 @@ class Engine:
             self._end_rows({i: "stopped" for i in stopped})
 
     def _admit(self) -> None:
+        slots = self._ready_slots()
+        most = self.limits.max_prefill_rows if slots is not None else self.limits.max_prefills_per_step
         with self._cond:
-            chosen = self._choose()
+            chosen = self._choose(most)
             for ticket in chosen:
                 self._waiting.remove(ticket)
                 ticket.state = "starting"
@@ -430,15 +466,33 @@ class Engine:
                 request = chosen[-1].request
                 if request.kind != INTERACTIVE:
                     self._last_background_owner = request.owner
-        for ticket in chosen:
+        together = [t for t in chosen if slots is not None and self._fits_slot(slots, t)]
+        if len(together) > 1 and len(together) <= slots.slots - len(slots.used):
+            groups = [together] + [[t] for t in chosen if t not in together]
+        else:
+            groups = [[t] for t in chosen]
+        for group in groups:
             try:
-                self._prefill(ticket)
-            except Exception as exc:  # noqa: BLE001 - this request fails, the batch goes on
-                self._finish_ticket(
-                    ticket,
-                    RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0),
-                    self._user_error(exc, "prefill"),
-                )
+                self._prefill(group)
+            except Exception as exc:  # noqa: BLE001 - these requests fail, the batch goes on
+                for ticket in group:
+                    self._finish_ticket(
+                        ticket,
+                        RowUpdate("", len(ticket.request.prompt_ids), 0, 0.0),
+                        self._user_error(exc, "prefill"),
+                    )
+
+    def _ready_slots(self) -> Any:
+        """The slot batch once a first prefill has sized it, else None (newcomers go one by one)."""
+        model = self.loaded.model
+        if model is None or self._row_capacity is None:
+            return None
+        slots = self._slot_batch(model)
+        return slots if slots is not None and slots.cap is not None else None
+
+    @staticmethod
+    def _fits_slot(slots: Any, ticket: Ticket) -> bool:
+        return len(ticket.request.prompt_ids) + ticket.request.settings.max_new_tokens <= slots.cap
 
     def _model_kwargs(self, adapters: Sequence[str | None]) -> dict[str, Any]:
         if not _is_peft(self.loaded.model):
@@ -457,42 +511,54 @@ class Engine:
             else:
                 yield model
 
-    def _prefill(self, ticket: Ticket) -> None:
-        request, loaded = ticket.request, self.loaded
-        started = time.perf_counter()
+    def _prefill(self, tickets: list[Ticket]) -> None:
+        """Prefill newcomers and start their rows: one alone, or several (bound for the slots) in
+        one left-padded forward, each row then copied out of it into its slot."""
+        loaded, started = self.loaded, time.perf_counter()
+        requests = [t.request for t in tickets]
         with self._forward() as model:
             device = model.device
-            ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=device)
-            out = model(input_ids=ids, use_cache=True, **self._model_kwargs([request.adapter]))
+            if len(requests) == 1:
+                ids = torch.tensor([requests[0].prompt_ids], dtype=torch.long, device=device)
+                out = model(input_ids=ids, use_cache=True, **self._model_kwargs([requests[0].adapter]))
+            else:
+                out = model(**_left_padded([r.prompt_ids for r in requests], device), use_cache=True)
             logits = out.logits[:, -1, :]
             min_new = int(getattr(getattr(model, "generation_config", None), "min_new_tokens", None) or 0)
             eos = eos_ids(model, loaded.tokenizer)
-            sampling = RowSampling.start(
-                request.settings, request.prompt_ids, device, sorted(eos), min_new, request.skip_draws
-            )
-            scores = process_logits(logits, [sampling])
-            chosen = draw_next_token(scores, [sampling])
-            token = int(chosen[0])
+            samplings = [
+                RowSampling.start(r.settings, r.prompt_ids, device, sorted(eos), min_new, r.skip_draws)
+                for r in requests
+            ]
+            scores = process_logits(logits, samplings)
+            chosen = draw_next_token(scores, samplings)
+            tokens = chosen.tolist()
         cache = out.past_key_values
         if self._row_capacity is None:
             self._row_capacity = self.limits.max_rows if can_pad(cache) else 1
-        row = _Row(ticket, sampling, started, eos)
-        if request.keep_top > 0:
-            row.kept = []
-            self._keep([row], logits, scores, chosen)
+        rows = [_Row(t, sampling, started, eos) for t, sampling in zip(tickets, samplings, strict=True)]
+        for row in rows:
+            if row.ticket.request.keep_top > 0:
+                row.kept = []
+        if any(row.kept is not None for row in rows):
+            self._keep(rows, logits, scores, chosen)
         slots = self._slot_batch(model)
-        n = len(request.prompt_ids)
         with self._cond:
-            if slots is not None and slots.fits(n + request.settings.max_new_tokens, cache):
-                row.slot = slots.add(cache, n, n + request.settings.max_new_tokens)
-            else:
-                self._padded.add(cache, n)
-            self._rows.append(row)
-            ticket.state = "running"
-        try:
-            self._took([row], [token])
-        except Exception as exc:  # noqa: BLE001 - this row fails, the batch goes on
-            self._fail_rows([self._rows.index(row)], exc)
+            for j, row in enumerate(rows):
+                request = row.ticket.request
+                n = len(request.prompt_ids)
+                prefilled = cache if len(rows) == 1 else _OneRow(cache, j)
+                if slots is not None and slots.fits(n + request.settings.max_new_tokens, prefilled):
+                    row.slot = slots.add(prefilled, n, n + request.settings.max_new_tokens)
+                else:
+                    self._padded.add(cache, n)
+                self._rows.append(row)
+                row.ticket.state = "running"
+        for row, token in zip(rows, tokens, strict=True):
+            try:
+                self._took([row], [token])
+            except Exception as exc:  # noqa: BLE001 - this row fails, the batch goes on
+                self._fail_rows([self._rows.index(row)], exc)
 
     def _slot_batch(self, model: Any) -> Any:
         """The slot batch for this model (made on first use), or None where PaddedRows serve."""
