@@ -1,7 +1,7 @@
 """The engine's GPU batch: rows in the slots of a SlotCache, every step one CUDA graph replay.
 
 A step runs the first 1, 2, 4, 8... slots, the fewest that hold every row (rows take the lowest
-free slot), each count captured once (per cache length) and replayed: decode reads the weights
+free slot), every count captured when the cache is first stepped (per cache length) and replayed: decode reads the weights
 once for all of them, and the graph removes the host's kernel launches (fast_decode's capture:
 warm-up on a side stream, fused RMSNorm and rotary inside). Counting slots matters for 4-bit
 weights, whose kernels cost more with every row: a lone row runs as a batch of one.
@@ -150,26 +150,46 @@ class SlotRows:
             count *= 2
         return min(count, self.slots)
 
+    def step_counts(self) -> list[int]:
+        """Every slot count a step may run: 1, 2, 4, ... up to the number of slots."""
+        counts, count = [], 1
+        while count < self.slots:
+            counts.append(count)
+            count *= 2
+        return [*counts, self.slots]
+
     def step(self, slot_tokens: list[tuple[int, int]]) -> torch.Tensor:
         """Logits [rows, vocab] for (slot, last token) rows, in their order; positions stay put."""
         count = self.step_slots()
-        if count not in self.steps:
-            ids = torch.zeros((count, 1), dtype=torch.long, device=self.device)
-            self.steps[count] = (self.cache.head(count), ids, None, None)
-        part, ids, graph, logits = self.steps[count]
+        if self.use_graph and not self.steps:
+            # Every count at once, when this cache is first stepped: a count first needed while
+            # users wait would stall all of them for a capture.
+            for each in self.step_counts():
+                self._step_for(each, capture=True)
+        part, ids, graph, logits = self._step_for(count, capture=self.use_graph)
         values = [0] * count
         for slot, token in slot_tokens:
             values[slot] = token
         ids.copy_(torch.tensor(values, dtype=torch.long).view(count, 1))
         if self.use_graph:
-            if graph is None:
-                graph, logits = self._capture_step(part, ids)
-                self.steps[count] = (part, ids, graph, logits)
             graph.replay()
         else:
             logits = self._eager_step(part, ids)
         index = torch.tensor([slot for slot, _ in slot_tokens], dtype=torch.long, device=logits.device)
         return logits.index_select(0, index)
+
+    def _step_for(
+        self, count: int, capture: bool
+    ) -> tuple[SlotCache, torch.Tensor, Any, torch.Tensor | None]:
+        """The first `count` slots' step: their cache view, input ids and (captured once) graph."""
+        if count not in self.steps:
+            ids = torch.zeros((count, 1), dtype=torch.long, device=self.device)
+            self.steps[count] = (self.cache.head(count), ids, None, None)
+        part, ids, graph, logits = self.steps[count]
+        if capture and graph is None:
+            graph, logits = self._capture_step(part, ids)
+            self.steps[count] = (part, ids, graph, logits)
+        return part, ids, graph, logits
 
     def stepped(self) -> None:
         self.cache.advance()
