@@ -17,7 +17,12 @@ from playground.models import LoadOptions, load_model
 from tests.helpers import wait_for
 
 WINDOW = 128
-QUESTIONS = ["Hi", "The quick brown fox", "床前明月光，疑是地上霜。", "Question: Is the following sentence plausible?"]
+QUESTIONS = [
+    "Hi",
+    "The quick brown fox",
+    "床前明月光，疑是地上霜。",
+    "Question: Is the following sentence plausible?",
+]
 POEM = "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。白日依山盡，黃河入海流。"
 
 
@@ -64,7 +69,9 @@ def _count_rows_per_step(monkeypatch, engine: Engine, seconds: float = 0.0) -> l
     return rows_per_step
 
 
-def _batched(loaded, monkeypatch, ids: list[list[int]], settings: list[DecodingSettings]) -> tuple[list, list]:
+def _batched(
+    loaded, monkeypatch, ids: list[list[int]], settings: list[DecodingSettings]
+) -> tuple[list, list]:
     engine = Engine(loaded, EngineLimits(max_rows=8, max_prefills_per_step=8, prefill_tokens=4096))
     rows_per_step = _count_rows_per_step(monkeypatch, engine)
     tickets = [engine.submit(Request(i, s)) for i, s in zip(ids, settings, strict=True)]
