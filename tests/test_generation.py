@@ -28,18 +28,18 @@ def test_settings_reach_the_sampler_and_beams_reach_generate(tiny, monkeypatch):
 
     seen = {}
     original = tiny.model.generate
-    real_sample = engine.sample_next_token
+    real_process = engine.process_logits
 
     def spy(**kwargs):
         seen.update(kwargs)
         return original(**kwargs)
 
-    def sample_spy(logits, rows):
+    def process_spy(logits, rows):
         seen["rows"] = [r.settings for r in rows]
-        return real_sample(logits, rows)
+        return real_process(logits, rows)
 
     monkeypatch.setattr(tiny.model, "generate", spy)
-    monkeypatch.setattr(engine, "sample_next_token", sample_spy)
+    monkeypatch.setattr(engine, "process_logits", process_spy)
     settings = DecodingSettings(
         temperature=0.3, top_p=0.4, top_k=7, repetition_penalty=1.3, no_repeat_ngram_size=2, max_new_tokens=5
     )
