@@ -200,3 +200,19 @@ def test_generation_inside_an_exclusive_section_is_refused_not_deadlocked(tiny):
     with exclusive_model(tiny), pytest.raises(RuntimeError, match="wait on itself"):
         engine.submit(Request(_ids(tiny, PROMPTS[0]), GREEDY.with_(max_new_tokens=8)))
     engine.close()
+
+
+def test_a_cache_that_cannot_be_padded_runs_one_row_at_a_time(tiny, monkeypatch):
+    """Requests waiting before the first prefill are not admitted together: that prefill decides
+    whether rows can share the cache."""
+    import playground.generation.engine as engine_module
+
+    settings = GREEDY.with_(max_new_tokens=6)
+    alone = [_alone(tiny, p, settings) for p in PROMPTS[:3]]
+    monkeypatch.setattr(engine_module, "can_pad", lambda cache: False)
+    engine = Engine(tiny, EngineLimits(max_rows=8, max_prefills_per_step=4))
+    rows_per_step = _slow_steps(monkeypatch, engine, 0.0)
+    tickets = [engine.submit(Request(_ids(tiny, p), settings)) for p in PROMPTS[:3]]
+    assert [t.result().text for t in tickets] == alone
+    engine.close()
+    assert max(rows_per_step) == 1 and engine.capacity() == 1

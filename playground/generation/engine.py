@@ -424,7 +424,7 @@ class Engine:
 
     def _choose(self, most: int) -> list[Ticket]:
         capacity = self.capacity()
-        free = capacity - len(self._rows)
+        free = (1 if self._row_capacity is None else capacity) - len(self._rows)
         reserve = min(self.limits.reserved_interactive, capacity - 1)
         background = sum(r.ticket.request.kind != INTERACTIVE for r in self._rows)
         chosen: list[Ticket] = []
