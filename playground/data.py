@@ -26,6 +26,7 @@ from playground.data_types import Dataset, Example
 from playground.errors import DatasetError
 from playground.hf_data import HUB_PREFIX, PARQUET, is_hf_source, is_saved_dataset, read_hf
 from playground.limits import current_limits
+from playground.messages import Message
 from playground.names import inside
 from playground.paths import data_dir
 
@@ -291,20 +292,18 @@ def _sha256(data: bytes, ref_data: bytes | None) -> str:
 def _read_bytes(path: Path, label: str, max_bytes: int) -> bytes:
     try:
         if path.is_dir():
-            raise DatasetError(label, "is a folder, not a file.")
+            raise DatasetError(label, Message("data.is_folder"))
         # Size first: a 5 GB upload must be refused without reading it.
         size = os.path.getsize(path)
         if size > max_bytes:
-            raise DatasetError(
-                label, f"is {_size(size)}, over the {_size(max_bytes)} limit; keep a smaller sample of it."
-            )
+            raise DatasetError(label, Message("data.too_big", size=_size(size), limit=_size(max_bytes)))
         if size == 0:
-            raise DatasetError(label, "is empty (0 bytes).")
+            raise DatasetError(label, Message("data.empty_bytes"))
         return path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(label, "file not found.") from None
+        raise DatasetError(label, Message("data.not_found")) from None
     except OSError as e:
-        raise DatasetError(label, f"cannot be read ({e.strerror or e}).") from None
+        raise DatasetError(label, Message("data.unreadable", reason=e.strerror or e)) from None
 
 
 def _size(n: int) -> str:
@@ -317,7 +316,7 @@ def _decode(label: str, data: bytes, kind: str) -> str:
             hint = " (an Excel .xlsx file is one too: save it as CSV UTF-8)" if "ZIP" in what else ""
             raise DatasetError(label, f"this looks like {what}, not {kind}{hint}.")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise DatasetError(label, "is UTF-16 text, not UTF-8; save it again as UTF-8.")
+        raise DatasetError(label, Message("data.utf16"))
     nul = data.find(b"\x00")
     if nul >= 0:
         raise DatasetError(
@@ -332,9 +331,13 @@ def _decode(label: str, data: bytes, kind: str) -> str:
         offset = e.start + bom
         raise DatasetError(
             label,
-            f"is not UTF-8 text: byte 0x{data[offset]:02X} at byte offset {offset} "
-            f"(line {_line_at(data, offset)}) is invalid ({e.reason}). "
-            "Save the file as UTF-8; it may be Big5 or GBK.",
+            Message(
+                "data.not_utf8",
+                byte=f"{data[offset]:02X}",
+                offset=offset,
+                line=_line_at(data, offset),
+                reason=e.reason,
+            ),
         ) from None
 
 
@@ -357,7 +360,7 @@ def _parse(path: Path, label: str, data: bytes) -> tuple[list[_Row], list[str]]:
     suffix = path.suffix.lower()
     text = _decode(label, data, _KIND_LABELS.get(suffix, "a data file"))
     if not text.strip():
-        raise DatasetError(label, "is empty (only whitespace).")
+        raise DatasetError(label, Message("data.blank"))
     fmt = suffix if suffix in _KIND_LABELS else _sniff(text)
     if fmt == ".json":
         rows = _parse_json(label, text)
@@ -366,14 +369,10 @@ def _parse(path: Path, label: str, data: bytes) -> tuple[list[_Row], list[str]]:
     else:
         return _parse_csv(label, text, "\t" if fmt == ".tsv" else ",")
     if not rows:
-        raise DatasetError(label, "contains no rows.")
+        raise DatasetError(label, Message("data.no_rows"))
     for row in rows:
         if not isinstance(row.values, dict):
-            _fail(
-                label,
-                row,
-                f'is {_kind(row.values)}, not an object with named fields like {{"instruction": ...}}.',
-            )
+            _fail(label, row, Message("data.row_not_object", kind=_kind(row.values)))
     columns = list(dict.fromkeys(key for row in rows for key in row.values))
     return rows, columns
 
@@ -392,15 +391,15 @@ def _sniff(text: str) -> str:
     return ".tsv" if "\t" in first and "," not in first else ".csv"
 
 
-def _json_problem(e: json.JSONDecodeError, text: str) -> str:
-    where = f"line {e.lineno}, column {e.colno}"
+def _json_problem(e: json.JSONDecodeError, text: str) -> Message:
+    where = Message("data.json_where", line=e.lineno, column=e.colno)
     if not text[e.pos :].strip():
-        return f"the JSON ends too early at {where} ({e.msg}): the file looks truncated."
+        return Message("data.json_truncated", where=where, reason=e.msg)
     if e.msg.startswith("Unterminated string"):
         # The scanner only says this when it reached the end of the file inside a string.
-        return f"the text starting at {where} never ends: the file looks truncated."
-    hint = " (one object per line? then name the file .jsonl)" if e.msg == "Extra data" else ""
-    return f"is not valid JSON at {where}: {e.msg}{hint}."
+        return Message("data.json_unterminated", where=where)
+    key = "data.json_invalid_extra" if e.msg == "Extra data" else "data.json_invalid"
+    return Message(key, where=where, reason=e.msg)
 
 
 def _parse_json(label: str, text: str) -> list[_Row]:
@@ -417,11 +416,9 @@ def _parse_json(label: str, text: str) -> list[_Row]:
         doc = doc["examples"]  # a BIG-bench task.json
     if isinstance(doc, dict):
         keys = ", ".join(list(map(str, doc))[:10]) or "none"
-        raise DatasetError(
-            label, f'should hold a list of rows or {{"examples": [...]}}; found an object with keys: {keys}.'
-        )
+        raise DatasetError(label, Message("data.json_object", keys=keys))
     if not isinstance(doc, list):
-        raise DatasetError(label, f"should hold a list of rows; found {_kind(doc)}.")
+        raise DatasetError(label, Message("data.json_not_list", kind=_kind(doc)))
     return [_Row(i + 1, None, value) for i, value in enumerate(doc)]
 
 
@@ -434,14 +431,10 @@ def _parse_jsonl(label: str, text: str) -> list[_Row]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            hint = (
-                "; this looks like a JSON array: name the file .json"
-                if rows == [] and line.strip() == "["
-                else ""
-            )
-            raise DatasetError(
-                label, f"not valid JSON (line {line_no}, column {e.colno}: {e.msg}){hint}.", row=len(rows) + 1
-            ) from None
+            array = rows == [] and line.strip() == "["
+            key = "data.jsonl_invalid_array" if array else "data.jsonl_invalid"
+            problem = Message(key, line=line_no, column=e.colno, reason=e.msg)
+            raise DatasetError(label, problem, row=len(rows) + 1) from None
         except RecursionError:
             raise DatasetError(label, f"line {line_no} is nested too deeply.", row=len(rows) + 1) from None
         except ValueError:
@@ -473,19 +466,15 @@ def _parse_csv(label: str, text: str, delimiter: str) -> tuple[list[_Row], list[
                 cells = cells[: len(header)]  # trailing empty cells, as spreadsheets write
             if len(cells) != len(header):
                 missing = column_list(header[len(cells) :])
-                detail = f"; missing: {missing}" if missing else ""
-                raise DatasetError(
-                    label,
-                    f"has {len(cells)} cells but the header has {len(header)} columns{detail} (line {line}).",
-                    row=len(rows) + 1,
-                )
+                key = "data.csv_cells_missing" if missing else "data.csv_cells"
+                problem = Message(key, cells=len(cells), columns=len(header), missing=missing, line=line)
+                raise DatasetError(label, problem, row=len(rows) + 1)
             rows.append(_Row(len(rows) + 1, line, dict(zip(header, cells, strict=True))))
     except csv.Error as e:
-        raise DatasetError(
-            label, f"is not valid CSV near line {reader.line_num}: {e}.", row=len(rows) + 1
-        ) from None
+        problem = Message("data.csv_invalid", line=reader.line_num, reason=e)
+        raise DatasetError(label, problem, row=len(rows) + 1) from None
     if header is None or not rows:
-        raise DatasetError(label, "has a header but no rows." if header else "contains no rows.")
+        raise DatasetError(label, Message("data.header_no_rows" if header else "data.no_rows"))
     return rows, header
 
 
@@ -494,7 +483,7 @@ def _csv_header(label: str, cells: list[str]) -> list[str]:
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise DatasetError(label, f"the header names the column '{name}' twice.")
+            raise DatasetError(label, Message("data.csv_header_twice", name=name))
         seen.add(name)
     return header
 
@@ -529,11 +518,7 @@ def _detect(label: str, columns: list[str], mapping: ColumnMapping | None) -> _P
         answers = (targets,) if targets else ()
         return _Plan("bigbench", question, answers=answers, scores=find("target_scores"), id=id_col)
     found = column_list(columns) or "none"
-    raise DatasetError(
-        label,
-        f"cannot tell which column is the instruction. Columns found: {found}. "
-        f"Shapes accepted: {_ACCEPTED}. Rename the columns, or choose them in the column mapping.",
-    )
+    raise DatasetError(label, Message("data.no_instruction_column", found=found, accepted=_ACCEPTED))
 
 
 def _plan_from_mapping(label: str, columns: list[str], mapping: ColumnMapping) -> _Plan:
@@ -544,14 +529,12 @@ def _plan_from_mapping(label: str, columns: list[str], mapping: ColumnMapping) -
         "id": mapping.id or None,
     }
     if roles["instruction"] is None:
-        raise DatasetError(label, "the column mapping must say which column holds the instruction.")
+        raise DatasetError(label, Message("data.mapping_no_instruction"))
     for role, column in roles.items():
         if column is not None and column not in columns:
             found = column_list(columns)
             raise DatasetError(
-                label,
-                f"the column mapping picks '{column}' for {role}, but there is no such column "
-                f"(columns found: {found}).",
+                label, Message("data.mapping_no_column", column=column, role=role, found=found)
             )
     output = roles["output"]
     return _Plan("custom", roles["instruction"], roles["input"], (output,) if output else (), id=roles["id"])
@@ -591,9 +574,7 @@ def _build(
             answers = [ref_lines[row.number - 1]]
         example_id = _id(label, row, plan.id)
         if example_id in id_rows:
-            _fail(
-                label, row, f"repeats the id '{example_id}' of row {id_rows[example_id]}; ids must be unique."
-            )
+            _fail(label, row, Message("data.row.repeated_id", id=example_id, first=id_rows[example_id]))
         id_rows[example_id] = row.number
         many = len(answers) > 1 or (plan.shape == "bigbench" and ref_lines is None)
         examples.append(
@@ -606,10 +587,7 @@ def _build(
             )
         )
     if not examples:
-        raise DatasetError(
-            label,
-            f"no usable rows: none of the {len(rows)} rows has any text in the '{plan.instruction}' column.",
-        )
+        raise DatasetError(label, Message("data.no_usable_rows", rows=len(rows), column=plan.instruction))
     return examples, _row_notes(label, plan, examples, skipped, ref_lines, require_outputs)
 
 
@@ -629,15 +607,11 @@ def _row_notes(
     if missing == len(examples):
         if require_outputs:
             if ref_lines is not None:
-                raise DatasetError(
-                    label, "every line of the references file is empty; answers are needed here."
-                )
+                raise DatasetError(label, Message("data.references_empty"))
             if not plan.answers and not plan.scores:
-                raise DatasetError(label, "has no output column; this needs a file with answers.")
+                raise DatasetError(label, Message("data.no_output_column"))
             column = " / ".join(str(c) for c in (*plan.answers, plan.scores) if c)
-            raise DatasetError(
-                label, f"the output column '{column}' is empty in every row; answers are needed."
-            )
+            raise DatasetError(label, Message("data.output_empty", column=column))
         notes.append("No outputs: a test file without answers.")
     elif missing:
         notes.append(f"{_rows(missing)} without an output.")
@@ -650,11 +624,8 @@ def _reference_lines(ref_label: str, data: bytes, data_label: str, n_rows: int) 
     while lines and not lines[-1].strip():
         lines.pop()  # the final newline, and blank lines editors leave at the end
     if len(lines) != n_rows:
-        raise DatasetError(
-            data_label,
-            f"has {n_rows} rows but the references file {ref_label} has {len(lines)} lines; "
-            "they must match one to one (one answer per line, in row order).",
-        )
+        problem = Message("data.references_count", rows=n_rows, references=ref_label, lines=len(lines))
+        raise DatasetError(data_label, problem)
     for i, line in enumerate(lines, 1):
         if len(line) > MAX_FIELD_CHARS:
             raise DatasetError(
@@ -668,19 +639,18 @@ def _text(label: str, row: _Row, column: str | None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        _fail(label, row, f"column '{column}' should be text but is {_kind(value)}.")
+        _fail(label, row, Message("data.row.not_text", column=column, kind=_kind(value)))
     return _checked(label, row, column, value)
 
 
 def _checked(label: str, row: _Row, column: str, value: str) -> str:
     if len(value) > MAX_FIELD_CHARS:
-        _fail(
-            label,
-            row,
-            f"column '{column}' has {len(value):,} characters; the limit is {MAX_FIELD_CHARS:,} per field.",
+        too_long = Message(
+            "data.row.too_long", column=column, chars=f"{len(value):,}", limit=f"{MAX_FIELD_CHARS:,}"
         )
+        _fail(label, row, too_long)
     if _SURROGATE.search(value):
-        _fail(label, row, f"column '{column}' contains a broken \\ud800-style escape (a lone surrogate).")
+        _fail(label, row, Message("data.row.surrogate", column=column))
     if value.endswith("\r\n"):
         return value[:-2]
     return value.removesuffix("\n")
@@ -697,7 +667,7 @@ def _answers(label: str, row: _Row, plan: _Plan) -> list[str]:
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             answers += [_checked(label, row, column, v) for v in value]
         else:
-            _fail(label, row, f"column '{column}' should be text or a list of texts but is {_kind(value)}.")
+            _fail(label, row, Message("data.row.not_texts", column=column, kind=_kind(value)))
     answers = [a for a in answers if a.strip()]
     if not answers and plan.scores and row.values.get(plan.scores) is not None:
         answers = [a for a in _best_scored(label, row, plan.scores, row.values[plan.scores]) if a.strip()]
@@ -709,7 +679,7 @@ def _best_scored(label: str, row: _Row, column: str, value: Any) -> list[str]:
         isinstance(s, int | float) and not isinstance(s, bool) for s in value.values()
     )
     if not numbers:
-        _fail(label, row, f"column '{column}' should map each answer to a score but is {_kind(value)}.")
+        _fail(label, row, Message("data.row.not_scores", column=column, kind=_kind(value)))
     if not value:
         return []
     best = max(value.values())
@@ -725,28 +695,36 @@ def _id(label: str, row: _Row, column: str | None) -> str:
     if isinstance(value, str) and value.strip():
         return _checked(label, row, column, value)
     if value is None or isinstance(value, str):
-        _fail(label, row, f"has no {column}; give every row an id, or remove the '{column}' column.")
-    _fail(label, row, f"column '{column}' should be text or a whole number but is {_kind(value)}.")
+        _fail(label, row, Message("data.row.no_id", column=column))
+    _fail(label, row, Message("data.row.bad_id", column=column, kind=_kind(value)))
 
 
 def _rows(n: int) -> str:
     return f"{n} row" if n == 1 else f"{n} rows"
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any) -> Message:
     if isinstance(value, bool):
-        return f"true/false ({json.dumps(value)})"
+        return Message("data.kind.bool", value=json.dumps(value))
     if isinstance(value, int | float):
-        return f"a number ({value})"
+        return Message("data.kind.number", value=value)
     if isinstance(value, str):
-        return "text"
+        return Message("data.kind.text")
     if isinstance(value, list):
-        return "a list"
+        return Message("data.kind.list")
     if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
+        return Message("data.kind.object")
+    return (
+        Message("data.kind.null") if value is None else Message("data.kind.other", name=type(value).__name__)
+    )
 
 
-def _fail(label: str, row: _Row, problem: str) -> NoReturn:
+def _fail(label: str, row: _Row, problem: str | Message) -> NoReturn:
+    if isinstance(problem, Message):
+        if row.line is not None:
+            raise DatasetError(
+                label, Message("data.row_at_line", problem=problem, line=row.line), row=row.number
+            )
+        raise DatasetError(label, Message("data.row_end", problem=problem), row=row.number)
     where = f" (line {row.line})" if row.line is not None else ""
     raise DatasetError(label, problem.removesuffix(".") + where + ".", row=row.number)

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 
 from playground.errors import PlaygroundError
+from playground.messages import Message
 
 
 def _env_int(name: str, default: int) -> int:
@@ -62,22 +63,17 @@ class Limits:
 
     def check_new_tokens(self, n: int) -> None:
         if self.new_tokens and n > self.new_tokens:
-            raise PlaygroundError(
-                f"max new tokens is {n}; this playground allows up to {self.new_tokens} per request."
-            )
+            raise PlaygroundError(Message("limits.new_tokens", asked=n, most=self.new_tokens))
 
     def check_train_steps(self, total_steps: int) -> None:
         if self.train_steps and total_steps > self.train_steps:
-            raise PlaygroundError(
-                f"This job would run {total_steps:,} optimizer steps; this playground allows up to "
-                f"{self.train_steps:,} per job. Lower max steps or epochs."
-            )
+            steps, most = f"{total_steps:,}", f"{self.train_steps:,}"
+            raise PlaygroundError(Message("limits.train_steps", steps=steps, most=most))
 
     def check_rows(self, n_rows: int, label: str) -> None:
         if self.rows and n_rows > self.rows:
             raise PlaygroundError(
-                f"{label} has {n_rows:,} rows; this playground reads up to {self.rows:,}. "
-                "Keep a smaller sample of it."
+                Message("limits.rows", file=label, rows=f"{n_rows:,}", most=f"{self.rows:,}")
             )
 
 

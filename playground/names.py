@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from playground.errors import PlaygroundError
+from playground.messages import DEFAULT, WORDS, Message
 
 _NAME = re.compile(r"\w[\w .\-]{0,99}")
 
@@ -20,11 +21,14 @@ def check_name(name: object, what: str) -> str:
     clean = name.strip() if isinstance(name, str) else ""
     if not _NAME.fullmatch(clean) or ".." in clean or clean.endswith("."):
         shown = repr(name)[:60] if isinstance(name, str) else "that"
-        raise PlaygroundError(
-            f"{shown} cannot be a {what} name: use letters, digits, spaces, '-', '_' or '.' "
-            "(up to 100 characters, no '/' or '..')."
-        )
+        raise PlaygroundError(Message("names.invalid", shown=shown, what=_thing(what)))
     return clean
+
+
+def _thing(what: str) -> Message | str:
+    """The kind of thing named, in the reader's language where the catalogue knows it."""
+    key = f"names.thing.{what}"
+    return Message(key) if key in WORDS[DEFAULT] else what
 
 
 def is_valid_name(name: object) -> bool:
@@ -48,7 +52,7 @@ def named_path(folder: Path, name: object, what: str, suffix: str = "") -> Path:
     clean = check_name(name, what)
     path = Path(folder) / f"{clean}{suffix}"
     if not inside(folder, path):
-        raise PlaygroundError(f"{clean!r} cannot be a {what} name here: it points outside its folder.")
+        raise PlaygroundError(Message("names.outside", shown=repr(clean), what=_thing(what)))
     return path
 
 

@@ -18,6 +18,7 @@ from playground.generation.logprobs import MAX_TOP, TokenLogprob, token_logprobs
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import cut_at_stop
 from playground.generation.stream import add_special_tokens, decode_new, encode_prompt, seed_everything
+from playground.messages import Message
 from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
 
@@ -202,7 +203,7 @@ def generate_many(
     outputs: list[BatchOutput | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         if should_stop and should_stop():
-            raise Cancelled("Evaluation cancelled.")
+            raise Cancelled(Message("cancelled.evaluation"))
         idx = order[start : start + batch_size]
         rows = _one_generate_call(loaded, [prompts[i] for i in idx], settings, 1, adapter)
         for i, row in zip(idx, rows, strict=True):

@@ -35,6 +35,7 @@ from playground.generation.remote import remote_engine
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import cut_at_stop
 from playground.generation.stream import decode_new, encode_prompt, seed_everything, stream_generate
+from playground.messages import Message
 from playground.models.access import exclusive_model
 from playground.models.loader import LoadedModel
 from playground.models.unwrap import pad_id
@@ -192,7 +193,7 @@ def _remote_rows(
             if stop.is_set():
                 row_stop.set()
         if stop.is_set():
-            raise Cancelled("Stopped.")
+            raise Cancelled(Message("cancelled.stopped"))
         return last.text, last.prompt_tokens, last.new_tokens, None
 
     with ThreadPoolExecutor(max_workers=REMOTE_PARALLEL_ROWS) as pool:
@@ -234,7 +235,7 @@ def _generate_call(
         torch.cuda.empty_cache()
         raise PlaygroundError(oom_message("the side-by-side comparison")) from exc
     if stop is not None and stop.is_set():
-        raise Cancelled("Stopped.")
+        raise Cancelled(Message("cancelled.stopped"))
     rows = []
     for i in range(len(requests)):
         new = out[i, start : start + limit]
@@ -261,7 +262,7 @@ def generate_rows(
     outputs: list[RowOutput | None] = [None] * len(requests)
     for number, idx in enumerate(calls):
         if stop is not None and stop.is_set():
-            raise Cancelled("Stopped.")
+            raise Cancelled(Message("cancelled.stopped"))
         cuda = loaded.model.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(loaded.model.device)

@@ -52,6 +52,7 @@ from playground.generation.settings import (
     generation_config_option,
 )
 from playground.generation.stops import cut_at_stop, held_back
+from playground.messages import Message
 from playground.models.access import model_access
 
 log = logging.getLogger(__name__)
@@ -763,12 +764,12 @@ def run_all(
             oldest = min(in_flight)
             for update in in_flight[oldest].updates(poll=0.2):
                 if should_stop is not None and should_stop():
-                    raise Cancelled("Cancelled.")
+                    raise Cancelled()
                 if update is not None and update.finished:
                     if update.error is not None:
                         raise update.error
                     if update.stopped:
-                        raise Cancelled("Stopped.")
+                        raise Cancelled(Message("cancelled.stopped"))
                     results[oldest] = update
             del in_flight[oldest]
             done += 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.errors import ModelLoadError
+from playground.messages import Message
 from playground.models import embedded
 from playground.models.presets import EMBEDDED_KEY, ModelPreset, find_preset
 from playground.prompts.templates import PromptTemplate, get_template
@@ -120,33 +121,27 @@ class _Resolved:
 def resolve(name_or_path: str, progress: Progress | None = None) -> _Resolved:
     text = (name_or_path or "").strip()
     if not text:
-        raise ModelLoadError("Type a model: a preset, a Hugging Face id (org/name) or a local folder.")
+        raise ModelLoadError(Message("models.none_typed"))
     preset = find_preset(text)
     if preset and preset.key == EMBEDDED_KEY:
         return _Resolved(preset.key, str(embedded.ensure_converted(progress)), preset, True)
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"{text} is a file; give the folder that holds config.json and the weights.")
+            raise ModelLoadError(Message("models.is_file", name=text))
         if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"{text} is an adapter, not a model: load its base model and pick the adapter there."
-            )
+            raise ModelLoadError(Message("models.is_adapter", name=text))
         if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"Folder {text} has no config.json, so it is not a Hugging Face model folder."
-            )
+            raise ModelLoadError(Message("models.no_config", name=text))
         weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf")]
         if not weights:
-            raise ModelLoadError(f"Folder {text} has a config.json but no weights (*.safetensors).")
+            raise ModelLoadError(Message("models.no_weights", name=text))
         _check_code_stays_inside(path)
         return _Resolved(path.name, str(path), preset, True)
     if text.startswith(("/", "./", "../", "~")):
-        raise ModelLoadError(f"No folder {text}.")
+        raise ModelLoadError(Message("models.no_folder", name=text))
     if preset is None and (text.count("/") != 1 or " " in text):
-        raise ModelLoadError(
-            f"{text!r} is neither a preset, a local folder, nor a Hugging Face id of the form org/name."
-        )
+        raise ModelLoadError(Message("models.unknown", name=repr(text)))
     return _Resolved(preset.key if preset else text, preset.hf_id if preset else text, preset, False)
 
 
@@ -192,12 +187,8 @@ def _pickle_refused(exc: BaseException) -> bool:
     return False
 
 
-def _offline_message(source: str) -> str:
-    return (
-        f"Could not load {source!r}: it is not in the local Hugging Face cache and the hub cannot be "
-        "reached from here. Download it where there is network (huggingface-cli download "
-        f"{source}) into the HF cache (~/.cache/huggingface) or a folder, then type that folder's path."
-    )
+def _offline_message(source: str) -> Message:
+    return Message("models.offline", name=repr(source), source=source)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -243,7 +234,7 @@ def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str]]:
     cuda = _cuda_available()
     device = options.device if options.device != "auto" else ("cuda" if cuda else "cpu")
     if device == "cuda" and not cuda:
-        raise ModelLoadError("CUDA was asked for but no GPU is visible; choose device cpu or auto.")
+        raise ModelLoadError(Message("models.no_gpu"))
     precision = options.precision
     if precision == "int4":
         return _choose_int4(device, notes)
@@ -423,10 +414,7 @@ def load_model(
     except torch.cuda.OutOfMemoryError as exc:
         gc.collect()
         torch.cuda.empty_cache()
-        raise ModelLoadError(
-            f"Out of GPU memory loading {resolved.name}. Try 4-bit precision, a smaller model, or free "
-            "the GPU from other processes."
-        ) from exc
+        raise ModelLoadError(Message("models.out_of_memory", name=resolved.name)) from exc
     except Exception as exc:
         if _pickle_refused(exc):
             raise ModelLoadError(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from playground.errors import ModelLoadError, PlaygroundError
 from playground.generation.remote import RemoteEngine
+from playground.messages import Message
 from playground.models.access import exclusive_model
 from playground.models.loader import (
     LoadedModel,
@@ -288,7 +289,7 @@ class ModelManager:
         with self._cond:
             slot = self._resident.get(self._current_key or "")
             if slot is None:
-                raise PlaygroundError("No model is loaded. Pick one at the top of the page and press Load.")
+                raise PlaygroundError(Message("models.none_loaded"))
             self._take(slot, hold=True)
         with self._holding(slot) as loaded:
             if adapter is None:

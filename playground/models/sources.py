@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from playground.errors import ModelLoadError
+from playground.messages import Message
 from playground.models.presets import find_preset
 from playground.names import inside
 from playground.paths import adapters_dir, cache_dir, data_dir
@@ -46,7 +47,7 @@ def check_model_source(name: str, shared: bool = True) -> str:
     """
     text = (name or "").strip()
     if not text:
-        raise ModelLoadError("Type a model: a preset or a Hugging Face id (org/name).")
+        raise ModelLoadError(Message("models.none_typed_shared"))
     if find_preset(text):
         return text
     path = Path(text).expanduser()
@@ -54,8 +55,5 @@ def check_model_source(name: str, shared: bool = True) -> str:
         allowed = not shared or any(inside(root, path) for root in allowed_model_roots())
         if allowed and not any(inside(root, path) for root in forbidden_model_roots()):
             return str(path.resolve())
-        raise ModelLoadError(
-            f"{text[:80]!r} is not a model this playground may load: choose a preset, a Hugging Face id "
-            "(org/name), or a folder under the models folder the operator set (PLAYGROUND_MODELS_DIR)."
-        )
+        raise ModelLoadError(Message("models.not_allowed", name=repr(text[:80])))
     return text

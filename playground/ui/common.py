@@ -12,23 +12,32 @@ from typing import Any
 import gradio as gr
 
 from playground.errors import PlaygroundError
+from playground.ui.i18n import language_of, tr
 
 log = logging.getLogger("playground.ui")
+
+
+def current_request() -> Any:
+    """The gr.Request of the event being handled (None outside one), for its language."""
+    from gradio.context import LocalContext
+
+    return LocalContext.request.get(None)
+
+
+def error_text(exc: PlaygroundError, request: Any = None) -> str:
+    """A service error in the language of `request` (by default the current event's)."""
+    return exc.in_language(language_of(request if request is not None else current_request()))
 
 
 def _as_gr_error(exc: BaseException) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, PlaygroundError):
-        return gr.Error(str(exc), print_exception=False)
+        return gr.Error(error_text(exc), print_exception=False)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         # Issue 8 (disk full): user files are written through playground.atomic and the database
         # in transactions, so a full disk leaves what was saved before as it was.
-        return gr.Error(
-            "The disk is full, so this could not be saved. Nothing saved before was changed: free some "
-            "space (old adapters, checkpoints or uploads) and try again.",
-            print_exception=False,
-        )
+        return gr.Error(tr(current_request(), "error.disk_full"), print_exception=False)
     try:
         import torch
 
@@ -39,7 +48,7 @@ def _as_gr_error(exc: BaseException) -> gr.Error:
     except ImportError:
         pass
     log.exception("Unexpected error", exc_info=exc)
-    return gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The details are in the server log.")
+    return gr.Error(tr(current_request(), "error.unexpected", kind=f"{type(exc).__name__}: {exc}"))
 
 
 # Events whose model work is generation: they run side by side and the engine batches them.
@@ -47,7 +56,7 @@ GENERATION_EVENT: dict[str, Any] = {"concurrency_id": "generation", "concurrency
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show PlaygroundError messages in the UI as they are, and never a traceback."""
+    """Show PlaygroundError messages in the UI in the page's language, and never a traceback."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)

@@ -7,37 +7,23 @@ request asks for. The language is the browser's, unless the page's switch chose 
 (`language.py`: a cookie that the server turns into the request's Accept-Language).
 
 Each area of the page keeps its words in `catalogue/<area>.py` as two dicts, EN and ZH_TW,
-with the same keys; `tests/test_i18n.py` holds them to that.
+with the same keys; `tests/test_i18n.py` holds them to that. The services' error messages are
+areas too, in playground/messages/catalogue (services read them without gradio).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import string
 from typing import Any
 
 import gradio as gr
 
+from playground import messages
+from playground.messages import DEFAULT, LANGUAGES, fill, load_catalogue
 from playground.ui.i18n import catalogue
 
-LANGUAGES = ("en", "zh-TW")
-DEFAULT = "en"
-
-
-def _load() -> dict[str, dict[str, str]]:
-    merged: dict[str, dict[str, str]] = {lang: {} for lang in LANGUAGES}
-    for info in pkgutil.iter_modules(catalogue.__path__):
-        module = importlib.import_module(f"{catalogue.__name__}.{info.name}")
-        for lang, words in (("en", module.EN), ("zh-TW", module.ZH_TW)):
-            clash = merged[lang].keys() & words.keys()
-            if clash:
-                raise RuntimeError(f"keys defined twice in the catalogue: {sorted(clash)}")
-            merged[lang].update(words)
-    return merged
-
-
-WORDS = _load()
+# The services' messages (errors with a key) are part of the one catalogue.
+WORDS = load_catalogue(catalogue, messages.catalogue)
 I18N = gr.I18n(**{"en": WORDS["en"], "zh-TW": WORDS["zh-TW"]})
 
 
@@ -70,8 +56,7 @@ def language_of(request: Any) -> str:
 
 def text(lang: str, key: str, **values: Any) -> str:
     """The words for `key` in `lang` (English where that language lacks them), filled in."""
-    words = WORDS.get(lang, {}).get(key) or WORDS[DEFAULT][key]
-    return words.format(**values) if values else words
+    return fill(WORDS, lang, key, values)
 
 
 def tr(request: Any, key: str, **values: Any) -> str:

@@ -49,7 +49,12 @@ def example_adapter_diff(
             try:
                 name = attach_adapter(loaded, named_path(adapters_dir(), record.adapter, "adapter"))
             except PlaygroundError as exc:
-                return text(lang, "adapter_diff.missing_adapter", adapter=record.adapter, problem=exc), HIDDEN
+                return text(
+                    lang,
+                    "adapter_diff.missing_adapter",
+                    adapter=record.adapter,
+                    problem=exc.in_language(lang),
+                ), HIDDEN
             characters = adapter_vs_base(loaded, [(example.prompt, example.reference)], name)[0]
     heading = text(lang, "adapter_diff.heading", adapter=record.adapter)
     note = f"**{heading}** · {diff_summary(characters, lang)}"

@@ -24,7 +24,7 @@ from playground.number_lists import parse_number_list
 from playground.paths import adapters_dir, private_export_dir
 from playground.prompts.fewshot import FewShotConfig
 from playground.prompts.templates import TEMPLATES, resolve_template
-from playground.ui.common import progress_callback, user_errors
+from playground.ui.common import error_text, progress_callback, user_errors
 from playground.ui.data_picker import load_choice
 from playground.ui.i18n import language_of, tr
 from playground.ui.leaderboard import views
@@ -40,7 +40,7 @@ def initial_data_info(example: str | None) -> str:
     try:
         return dataset_summary(load_choice(example, None)) if example else ""
     except PlaygroundError as exc:
-        return str(exc)
+        return error_text(exc)
 
 
 def adapter_choices(request: gr.Request = None) -> Any:
@@ -212,7 +212,7 @@ class LeaderboardHandlers:
         try:
             rows = self.board.examples(run_id, viewer=owner_of(self.ctx, request))
         except PlaygroundError as exc:
-            title = f"**{tr(request, 'leaderboard.run')} #{record.id}** · {exc}"
+            title = f"**{tr(request, 'leaderboard.run')} #{record.id}** · {exc.in_language(lang)}"
             return run_id, title, pd.DataFrame(), "", None
         first = rows[0] if rows else None
         heatmap = views.nll_heatmap(first.tokens, first.nll, lang) if first else ""

@@ -99,7 +99,7 @@ def nll_heatmap(tokens: list[str] | None, nll: list[float | None] | None, lang: 
 
 def data_problem(exc: PlaygroundError, lang: str = "en") -> str:
     """A data file's problem as Markdown for the info line, its punctuation kept literal."""
-    escaped = re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~])", r"\\\1", str(exc))
+    escaped = re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~])", r"\\\1", exc.in_language(lang))
     return f"⚠️ **{text(lang, 'leaderboard.bad_file')}** {escaped}"
 
 

@@ -20,7 +20,7 @@ from playground.evaluation.sweep import SweepResult, run_sweep
 from playground.generation import GREEDY, stream_generate
 from playground.number_lists import parse_number_list
 from playground.prompts.fewshot import list_recipes
-from playground.ui.common import progress_callback, user_errors
+from playground.ui.common import error_text, progress_callback, user_errors
 from playground.ui.data_picker import load_choice
 from playground.ui.i18n import tr
 from playground.ui.prompt_lab.controls import LabControls, load_lab_recipe, save_lab_recipe
@@ -168,7 +168,7 @@ class LabHandlers:
                 request,
             )
         except PlaygroundError as exc:
-            return "", f"⚠️ {exc}", line, model_line(self.ctx, request)
+            return "", f"⚠️ {error_text(exc, request)}", line, model_line(self.ctx, request)
         return text, info, line, model_line(self.ctx, request)
 
     @user_errors
