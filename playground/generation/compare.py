@@ -58,8 +58,12 @@ SWEEP_PARAMS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Column:
+    """One column's label and settings; `adapter` is an adapter attached to the model, by the name
+    attach_adapter gave it (None: the base model)."""
+
     label: str
     settings: DecodingSettings
+    adapter: str | None = None
 
 
 @dataclass
@@ -282,7 +286,7 @@ def compare_columns(
             raise PlaygroundError(f"Column {column.label}: {exc}") from exc
         settings.append(s)
         for draw in range(n_samples if s.mode == "sample" else 1):
-            requests.append(RowRequest(prompt, s, seed + draw))
+            requests.append(RowRequest(prompt, s, seed + draw, column.adapter))
             owner.append(c)
     if batched:
         outputs = generate_rows(loaded, requests, stop)
