@@ -183,12 +183,7 @@ def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
 
     on_page_load(adapter_and_precision_lists, None, column_pickers)
     for column in columns:
-        column.model.change(
-            lambda model, request: adapter_dropdown_update(ctx, request, model),
-            column.model,
-            column.adapter,
-            queue=False,
-        )
+        _wire_adapter_list(ctx, column)
     bar.n_columns.change(columns_shown, bar.n_columns, [c.box for c in columns], queue=False)
     bar.max_new_all.change(max_new_everywhere, bar.max_new_all, [c.knobs[-1] for c in columns], queue=False)
 
@@ -212,3 +207,12 @@ def _wire_column(column: ColumnControls) -> None:
     gr.on([k.change for k in column.knobs], column_summary, column.knobs, column.summary, queue=False)
     mode = column.knobs[0]
     mode.change(mode_visibility, mode, column.sampling_knobs + column.beam_knobs, queue=False)
+
+
+def _wire_adapter_list(ctx: AppContext, column: ColumnControls) -> None:
+    """A column's adapters are those of its model."""
+
+    def adapters_of(model: str, request: gr.Request) -> dict:
+        return adapter_dropdown_update(ctx, request, model)
+
+    column.model.change(adapters_of, column.model, column.adapter, queue=False)
