@@ -114,7 +114,7 @@ def prepare_contestant(
         "contestant": contestant.label,
         "model": loaded.name,
         "source": loaded.source,
-        "precision": loaded.dtype + (f", {loaded.quantization}" if loaded.quantization else ""),
+        "precision": loaded.precision,
         "adapter": contestant.adapter,
         "preset": contestant.preset,
         "template": loaded.default_template.name,

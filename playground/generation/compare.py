@@ -59,8 +59,12 @@ SWEEP_PARAMS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Column:
+    """One column's label and settings; `adapter` is an adapter attached to the model, by the name
+    attach_adapter gave it (None: the base model)."""
+
     label: str
     settings: DecodingSettings
+    adapter: str | None = None
 
 
 @dataclass
@@ -306,7 +310,7 @@ def compare_columns(
         settings.append(s)
         for draw in range(n_samples if s.mode == "sample" else 1):
             # One kept candidate is enough: the entropy is of the whole row, computed on the device.
-            requests.append(RowRequest(prompt, s, seed + draw, keep_top=1 if entropy else 0))
+            requests.append(RowRequest(prompt, s, seed + draw, column.adapter, keep_top=1 if entropy else 0))
             owner.append(c)
     if batched:
         outputs = generate_rows(loaded, requests, stop)

@@ -70,16 +70,20 @@ class LoadedModel:
     adapters: dict[str, str] = field(default_factory=dict)  # name -> folder, attached with peft
     requested: str = ""  # what the user typed: loading it again gives the same model
 
+    @property
+    def precision(self) -> str:
+        """What the weights are held in, as the page shows it: the dtype, plus the quantization."""
+        return f"{self.dtype}, {self.quantization}" if self.quantization else self.dtype
+
     def summary(self) -> dict[str, str]:
         """What `model_summary` says, as values a page can put into its own language's sentence."""
         from playground.models.int4 import int4_parameter_count
 
-        quant = f", {self.quantization}" if self.quantization else ""
         n = sum(p.numel() for p in self.model.parameters()) + int4_parameter_count(self.model)
         return {
             "name": self.name,
             "device": str(self.device),
-            "precision": f"{self.dtype}{quant}",
+            "precision": self.precision,
             "parameters": f"{n / 1e6:,.0f}",
             "context": str(self.context_length),
             "seconds": f"{self.load_seconds:.1f}",

@@ -107,7 +107,7 @@ class ModelManager:
                     r.key,
                     r.loaded.name,
                     r.loaded.device,
-                    r.loaded.dtype + (f", {r.loaded.quantization}" if r.loaded.quantization else ""),
+                    r.loaded.precision,
                     r.bytes,
                     r.users,
                     r.key == self._current_key,
@@ -120,16 +120,25 @@ class ModelManager:
         the most recently used one if several match; None if none is resident."""
         name = (name or "").strip()
         with self._cond:
+            if name in self._resident:  # a key names one copy, even where another copy has that name
+                return self._resident[name].loaded
             slots = sorted(self._resident.values(), key=lambda r: -r.last_used)
             for r in slots:
                 if name == r.key or name in _names(r.loaded):
                     return r.loaded
         return None
 
+    def key_of(self, loaded: LoadedModel) -> str | None:
+        """The key of a resident model (None once it has left memory)."""
+        with self._cond:
+            return next((r.key for r in self._resident.values() if r.loaded is loaded), None)
+
     def _lookup(self, name: str, options: LoadOptions) -> ResidentModel | None:
         name = name.strip()
-        if name in self._resident:
-            return self._resident[name]
+        slot = self._resident.get(name)
+        # A key names one resident copy; asking for it in another precision asks for another copy.
+        if slot is not None and options.precision in ("auto", slot.loaded.options.precision):
+            return slot
         for r in self._resident.values():
             if name in _names(r.loaded) and r.loaded.options == options:
                 return r

@@ -1,18 +1,14 @@
 """Picking a model besides the bar's (Side by side columns, the arena): the resident ones for
-everyone, presets to load for admins, and holding the picked one while it works."""
+everyone, presets to load for admins (generation/column_models.py holds the picked one)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
 
 from playground.context import AppContext
-from playground.models import PRESETS, LoadedModel, LoadOptions
-from playground.models.sources import check_model_source, trust_remote_code_allowed
-from playground.ui.common import progress_callback
+from playground.models import PRESETS
 from playground.ui.i18n import t
 from playground.ui.session import owner_of
 
@@ -34,21 +30,3 @@ def model_choices(
 
 def model_dropdown_update(ctx: AppContext, request: gr.Request | None) -> dict:
     return gr.update(choices=model_choices(ctx, request))
-
-
-@contextmanager
-def holding_model(
-    ctx: AppContext, request: gr.Request | None, key: str | None, progress: gr.Progress | None = None
-) -> Iterator[LoadedModel]:
-    """The picked model, held while the block runs; one that is not resident loads (admins only)."""
-    if not key or key == BAR_MODEL:
-        with ctx.models.use() as loaded:
-            yield loaded
-        return
-    admin = owner_of(ctx, request).is_admin
-    if admin and ctx.models.find(key) is None:
-        key = check_model_source(key, shared=ctx.deployment.shared)
-    options = LoadOptions(trust_remote_code=trust_remote_code_allowed())
-    report = progress_callback(progress) if progress is not None else None
-    with ctx.models.use_model(key, options, report, may_load=admin) as loaded:
-        yield loaded

@@ -12,8 +12,16 @@ from typing import Any
 import gradio as gr
 
 from playground.context import AppContext
-from playground.generation.compare import Column, compare_columns, sweep
-from playground.ui.common import GENERATION_EVENT, on_tab_shown, user_errors
+from playground.errors import PlaygroundError
+from playground.generation.column_models import ColumnPick, compare_on_models
+from playground.generation.compare import Column, sweep
+from playground.ui.common import GENERATION_EVENT, on_tab_shown, progress_callback, user_errors
+from playground.ui.compare.column_models import (
+    adapter_dropdown_update,
+    outcome_values,
+    picked_adapter,
+    precision_update,
+)
 from playground.ui.compare.decoding_layout import (
     ColumnControls,
     RunBar,
@@ -33,8 +41,6 @@ from playground.ui.compare.decoding_settings import (
     settings_summary,
 )
 from playground.ui.compare.decoding_views import (
-    column_stats,
-    column_text,
     entropy_trace,
     parse_values,
     sweep_figure,
@@ -42,8 +48,8 @@ from playground.ui.compare.decoding_views import (
 )
 from playground.ui.compare.shared import SharedControls, prompt_text, seed_or_none
 from playground.ui.i18n import language_of, text
-from playground.ui.model_choice import BAR_MODEL, holding_model, model_dropdown_update
-from playground.ui.session import on_page_load
+from playground.ui.model_choice import BAR_MODEL, model_dropdown_update
+from playground.ui.session import on_page_load, owner_of
 from playground.ui.session_stop import SessionRuns, stop_all
 
 
@@ -76,46 +82,47 @@ class DecodingHandlers:
         self, v: dict[Any, Any], request: gr.Request, progress: gr.Progress = gr.Progress()
     ) -> list[Any]:
         lang = language_of(request)
-        picked: list[tuple[str, Column]] = []  # (model, column)
-        for column in self.columns[: int(v[self.bar.n_columns])]:
-            settings = settings_from_knobs(*(v[k] for k in column.knobs))
-            model = v[column.model] or BAR_MODEL
-            label = f"{len(picked) + 1}. {decoding_label(settings, lang)}"
-            picked.append((model, Column(label if model == BAR_MODEL else f"{label} · {model}", settings)))
+        if not (v[self.bar.instruction] or "").strip():
+            raise PlaygroundError(text(lang, "compare.instruction_missing"))
+        picks = [
+            self._pick(column, n, v, lang)
+            for n, column in enumerate(self.columns[: int(v[self.bar.n_columns])])
+        ]
         samples = int(v[self.bar.samples])
         # One seed for every model's columns, so identical settings give identical answers.
         seed = seed_or_none(v[self.bar.seed])
         seed = random.randrange(2**31) if seed is None else seed
         runs: SessionRuns = v[self.shared.runs]
-        results: list[Any] = [None] * len(picked)
-        prompts: list[str] = []
+        progress(0.05, desc=text(lang, "compare.progress.columns", columns=len(picks)))
         with runs.run() as stop:
-            for model in dict.fromkeys(m for m, _ in picked):
-                idx = [i for i, (m, _) in enumerate(picked) if m == model]
-                progress(0.05, desc=text(lang, "compare.progress.columns", columns=len(idx)))
-                with holding_model(self.ctx, request, model, progress) as loaded:
-                    prompt = self._prompt(loaded, v, lang)
-                    columns = [picked[i][1] for i in idx]
-                    traced = compare_columns(
-                        loaded, prompt, columns, samples, seed, stop, entropy=bool(v[self.bar.show_entropy])
-                    )
-                    for i, r in zip(idx, traced):
-                        results[i] = r
-                if prompt not in prompts:
-                    prompts.append(prompt)
+            outcomes = compare_on_models(
+                self.ctx.models,
+                owner_of(self.ctx, request),
+                picks,
+                lambda loaded: self._prompt(loaded, v, lang),
+                samples,
+                seed,
+                stop,
+                shared=self.ctx.deployment.shared,
+                progress=progress_callback(progress),
+                entropy=bool(v[self.bar.show_entropy]),
+            )
         values: list[Any] = []
         for i in range(MAX_COLUMNS):
-            shown = i < len(results)
-            if not shown:
-                values += ["", ""]
-                continue
-            stats = column_stats(results[i], lang)
-            model = picked[i][0]
-            values += [
-                column_text(results[i], samples, lang),
-                stats if model == BAR_MODEL else f"`{model}` · {stats}",
-            ]
-        return values + ["\n\n---\n\n".join(prompts), entropy_trace(results, lang)]
+            values += outcome_values(outcomes[i], samples, lang) if i < len(outcomes) else ["", ""]
+        prompts = dict.fromkeys(o.prompt for o in outcomes if o.prompt)
+        return values + ["\n\n---\n\n".join(prompts), entropy_trace([o.result for o in outcomes], lang)]
+
+    def _pick(self, column: ColumnControls, n: int, v: dict[Any, Any], lang: str) -> ColumnPick:
+        settings = settings_from_knobs(*(v[k] for k in column.knobs))
+        model = v[column.model]
+        label = f"{n + 1}. {decoding_label(settings, lang)}"
+        return ColumnPick(
+            Column(label, settings),
+            None if not model or model == BAR_MODEL else model,
+            picked_adapter(v[column.adapter]),
+            v[column.precision] or "auto",
+        )
 
     @user_errors
     def run_sweep(
@@ -171,11 +178,21 @@ def build_decoding_tab(ctx: AppContext, shared: SharedControls) -> None:
 
     on_page_load(model_lists, None, column_models)
     on_tab_shown(model_lists, None, column_models)
+    column_pickers = [p for c in columns for p in (c.adapter, c.precision)]
+
+    def adapter_and_precision_lists(request: gr.Request) -> list[Any]:
+        # A fresh page (or a tab shown again) starts every column on the bar's model.
+        pickers = [adapter_dropdown_update(ctx, request, BAR_MODEL), precision_update(ctx, request)]
+        return pickers * len(columns)
+
+    on_page_load(adapter_and_precision_lists, None, column_pickers)
+    for column in columns:
+        _wire_adapter_list(ctx, column)
     bar.n_columns.change(columns_shown, bar.n_columns, [c.box for c in columns], queue=False)
     bar.max_new_all.change(max_new_everywhere, bar.max_new_all, [c.knobs[-1] for c in columns], queue=False)
 
     knobs = [k for c in columns for k in c.knobs]
-    common = {bar.samples, bar.seed, shared.runs, *handlers.prompt_inputs, *column_models}
+    common = {bar.samples, bar.seed, shared.runs, *handlers.prompt_inputs, *column_models, *column_pickers}
     outputs = [o for c in columns for o in (c.out, c.stats)]
     bar.run.click(
         handlers.run_columns,
@@ -197,3 +214,12 @@ def _wire_column(column: ColumnControls) -> None:
     gr.on([k.change for k in column.knobs], column_summary, column.knobs, column.summary, queue=False)
     mode = column.knobs[0]
     mode.change(mode_visibility, mode, column.sampling_knobs + column.beam_knobs, queue=False)
+
+
+def _wire_adapter_list(ctx: AppContext, column: ColumnControls) -> None:
+    """A column's adapters are those of its model."""
+
+    def adapters_of(model: str, request: gr.Request) -> dict:
+        return adapter_dropdown_update(ctx, request, model)
+
+    column.model.change(adapters_of, column.model, column.adapter, queue=False)

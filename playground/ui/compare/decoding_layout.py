@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.generation.compare import MAX_SAMPLES, SWEEP_PARAMS
+from playground.ui.compare.column_models import NO_ADAPTER, precision_choices
 from playground.ui.compare.decoding_settings import (
     COLUMN_PRESETS,
     DEFAULT_COLUMNS,
@@ -40,6 +41,8 @@ class RunBar:
 class ColumnControls:
     box: gr.Column
     model: gr.Dropdown  # a resident model's key, or BAR_MODEL
+    adapter: gr.Dropdown  # an adapter's name, or column_models.NO_ADAPTER
+    precision: gr.Dropdown  # one of COLUMN_PRECISIONS; shown to admins only
     preset: gr.Dropdown
     summary: gr.Markdown
     knobs: list[gr.components.Component]  # in decoding_settings.KNOBS order
@@ -128,6 +131,7 @@ def _build_column(i: int, box: gr.Column) -> ColumnControls:
         info=t("compare.column_model.info"),
         elem_id=f"compare-model-{i}",
     )
+    adapter, precision = _build_adapter_and_precision(i)
     preset = gr.Dropdown(
         preset_choices(), value=preset_name, label=t("compare.preset"), elem_id=f"compare-preset-{i}"
     )
@@ -156,7 +160,27 @@ def _build_column(i: int, box: gr.Column) -> ColumnControls:
         label=t("compare.output"), lines=8, max_lines=30, interactive=False, elem_id=f"compare-out-{i}"
     )
     stats = gr.Markdown("", elem_id=f"compare-stats-{i}")
-    return ColumnControls(box, model, preset, summary, knobs, out, stats)
+    return ColumnControls(box, model, adapter, precision, preset, summary, knobs, out, stats)
+
+
+def _build_adapter_and_precision(i: int) -> tuple[gr.Dropdown, gr.Dropdown]:
+    with gr.Row():
+        adapter = gr.Dropdown(
+            [(t("compare.column_adapter.none"), NO_ADAPTER)],
+            value=NO_ADAPTER,
+            label=t("compare.column_adapter"),
+            info=t("compare.column_adapter.info"),
+            elem_id=f"compare-adapter-{i}",
+        )
+        precision = gr.Dropdown(
+            precision_choices(),
+            value="auto",
+            label=t("compare.column_precision"),
+            info=t("compare.column_precision.info"),
+            visible=False,
+            elem_id=f"compare-precision-{i}",
+        )
+    return adapter, precision
 
 
 def build_entropy_trace() -> gr.Plot:

@@ -37,12 +37,15 @@ def column_stats(result: ColumnResult, lang: str = "en") -> str:
     return " · ".join(parts)
 
 
-def entropy_trace(results: list[ColumnResult], lang: str = "en") -> Any:
-    """The chart's update: one line per column that kept its steps (its first draw), else hidden."""
+def entropy_trace(results: list[ColumnResult | None], lang: str = "en") -> Any:
+    """The chart's update: one line per column that kept its steps (its first draw), else hidden;
+    a refused column (None) has no line."""
     import gradio as gr
     import plotly.graph_objects as go
 
-    traced = [(n, r) for n, r in enumerate(results, start=1) if r.entropies and r.entropies[0] is not None]
+    traced = [
+        (n, r) for n, r in enumerate(results, start=1) if r and r.entropies and r.entropies[0] is not None
+    ]
     if not traced:
         return gr.update(visible=False, value=None)
     fig = go.Figure()
@@ -57,7 +60,9 @@ def entropy_trace(results: list[ColumnResult], lang: str = "en") -> Any:
                 lang, "compare.entropy.series", column=number, label=decoding_label(result.settings, lang)
             ),
         )
-    untraced = [str(n) for n, r in enumerate(results, start=1) if r.entropies and r.entropies[0] is None]
+    untraced = [
+        str(n) for n, r in enumerate(results, start=1) if r and r.entropies and r.entropies[0] is None
+    ]
     title = text(lang, "compare.entropy.title")
     if untraced:
         title += "<br><sub>" + text(lang, "compare.entropy.untraced", columns=", ".join(untraced)) + "</sub>"

@@ -61,6 +61,23 @@ EN = {
     "compare.preset": "Preset",
     "compare.column_model": "Model",
     "compare.column_model.info": "One in memory; one marked * loads first (admins).",
+    "compare.column_adapter": "Adapter",
+    "compare.column_adapter.info": "Yours (or shared ones), trained on this column's model.",
+    "compare.column_adapter.none": "none (base model)",
+    "compare.column_precision": "Precision",
+    "compare.column_precision.info": "Other than auto, the model loads again in it (admins).",
+    "compare.column_ran_on": "`{model}` · adapter {adapter} · {precision}",
+    "compare.column_refused": "**Not run:** {message}",
+    "compare.refused.adapter_name": "{adapter!r} is not an adapter's name: pick one from the list.",
+    "compare.refused.adapter_missing": "There is no adapter {adapter!r} (deleted?): pick one from the list.",
+    "compare.refused.adapter_owner": (
+        "Adapter {adapter!r} belongs to another user: only its owner or an admin may use it."
+    ),
+    "compare.refused.adapter_base": (
+        "Adapter {adapter!r} was trained on {base}, not on {model}: pick an adapter of this column's "
+        "model, or the model it was trained on."
+    ),
+    "compare.refused.precision": "Loading a model in {precision} is for admins here: leave the precision on auto.",
     "compare.preset.greedy": "greedy",
     "compare.preset.focused": "focused (T 0.1, top-p 0.3, no-repeat 3)",
     "compare.preset.creative": "creative (T 1.2, top-k 10, top-p 0.9)",
@@ -203,6 +220,20 @@ ZH_TW = {
     "compare.preset": "預設組合",
     "compare.column_model": "模型",
     "compare.column_model.info": "記憶體中的模型；標 * 的會先載入（限管理員）。",
+    "compare.column_adapter": "轉接器（adapter）",
+    "compare.column_adapter.info": "你的（或共用的）、以這欄模型訓練的轉接器。",
+    "compare.column_adapter.none": "無（基礎模型）",
+    "compare.column_precision": "精度",
+    "compare.column_precision.info": "選 auto 以外的精度，模型會以該精度重新載入（限管理員）。",
+    "compare.column_ran_on": "`{model}` · 轉接器 {adapter} · {precision}",
+    "compare.column_refused": "**未執行：** {message}",
+    "compare.refused.adapter_name": "{adapter!r} 不是轉接器的名稱：請從清單中挑選。",
+    "compare.refused.adapter_missing": "沒有名為 {adapter!r} 的轉接器（已刪除？）：請從清單中挑選。",
+    "compare.refused.adapter_owner": "轉接器 {adapter!r} 屬於其他使用者：只有擁有者或管理員可以使用。",
+    "compare.refused.adapter_base": (
+        "轉接器 {adapter!r} 是以 {base} 訓練的，不是 {model}：請挑選這欄模型的轉接器，或改用它訓練時的模型。"
+    ),
+    "compare.refused.precision": "以 {precision} 載入模型限管理員使用：精度請保持 auto。",
     "compare.preset.greedy": "貪婪解碼",
     "compare.preset.focused": "集中（溫度 0.1、top-p 0.3、禁止重複 3）",
     "compare.preset.creative": "有創意（溫度 1.2、top-k 10、top-p 0.9）",
