@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from playground.errors import PlaygroundError
 from playground.generation.kept import KeptStep
 from playground.generation.remote import RemoteEngine, complete_with_logprobs
 from playground.generation.settings import DecodingSettings
@@ -35,12 +34,14 @@ def engine_continuation(
     prompt = tok.decode(ids_so_far, skip_special_tokens=False)
     top_n = max(1, min(int(keep_top), engine.top_logprobs))
     answer = complete_with_logprobs(engine, loaded, prompt, settings, top_n)
-    chosen = _chosen_ids(tok, answer.text, answer.tokens, engine.url)
+    chosen = _chosen_ids(tok, answer.text, answer.tokens)
     steps = [
         _step(tok, token_id, logprob, top)
-        for token_id, logprob, top in zip(chosen, answer.token_logprobs, answer.top_logprobs, strict=True)
+        for token_id, logprob, top in zip(chosen, answer.token_logprobs, answer.top_logprobs, strict=False)
     ]
-    if answer.finish_reason == "length" or len(chosen) >= settings.max_new_tokens:
+    if len(chosen) < len(answer.tokens):
+        reason = "a token the engine named by text only"  # the rest cannot be placed here
+    elif answer.finish_reason == "length" or len(chosen) >= settings.max_new_tokens:
         reason = "length"
     elif settings.stop and (not chosen or chosen[-1] not in _eos(loaded)):
         reason = "stop string"  # the engine stopped before a stop string it was sent
@@ -55,20 +56,22 @@ def _eos(loaded: Any) -> set[int]:
     return eos_ids(loaded.model, loaded.tokenizer)
 
 
-def _chosen_ids(tok: Any, text: str, tokens: list[str], url: str) -> list[int]:
-    """The ids of the engine's tokens: the answer re-tokenized here when that gives as many tokens
-    (the usual case), else each token's text on its own."""
+def _chosen_ids(tok: Any, text: str, tokens: list[str]) -> list[int]:
+    """The ids of the engine's tokens: the answer re-tokenized here when that gives the same
+    tokens (the usual case, byte pieces of a character included), else each token's text on its
+    own, up to the first that no single token spells (a byte piece of a broken character)."""
     whole = tok.encode(text, add_special_tokens=False) if text else []
-    if len(whole) == len(tokens) and tok.decode(whole, skip_special_tokens=False) == "".join(tokens):
+    if len(whole) == len(tokens) and all(
+        tok.decode([i], skip_special_tokens=False) == piece for i, piece in zip(whole, tokens, strict=True)
+    ):
         return [int(i) for i in whole]
-    ids = [_token_id(tok, piece) for piece in tokens]
-    if any(i is None for i in ids):
-        at = ids.index(None)
-        raise PlaygroundError(
-            f"The external engine at {url} answered with a token ({tokens[at][:20]!r}) this model's "
-            "tokenizer does not have as one token: is it serving another model (PLAYGROUND_ENGINE_MODEL)?"
-        )
-    return [int(i) for i in ids]
+    ids: list[int] = []
+    for piece in tokens:
+        token_id = _token_id(tok, piece)
+        if token_id is None:
+            break
+        ids.append(token_id)
+    return ids
 
 
 def _token_id(tok: Any, piece: str) -> int | None:
