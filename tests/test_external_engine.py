@@ -211,3 +211,13 @@ def test_weightless_app_chats_battles_and_explores_through_another_playground(
         assert "_engine" not in loaded.__dict__
     finally:
         engine.demo.close()
+    # The token explorer needs the engine's logprobs: it says so where they do not come.
+    from playground.errors import PlaygroundError
+    from playground.explorer.explore import explore
+
+    try:
+        explored = explore(loaded, prompt, settings.with_(max_new_tokens=4, seed=1))
+    except PlaygroundError as exc:
+        assert "logprobs" in str(exc) and transformers_serve in str(exc)
+    else:  # an engine version that returns them: candidates fill in
+        assert explored.engine == transformers_serve and all(s.ids for s in explored.steps)
