@@ -117,6 +117,16 @@ def test_chat_streams_from_transformers_serve(transformers_serve, monkeypatch):
     assert len(updates) > 2 and updates[-1].finished  # streamed piece by piece
     assert "Paris" in updates[-1].text
     assert "_engine" not in loaded.__dict__  # nothing was generated in this process
+    # The token explorer needs the engine's logprobs: it says so where they do not come.
+    from playground.errors import PlaygroundError
+    from playground.explorer.explore import explore
+
+    try:
+        explored = explore(loaded, prompt, settings.with_(max_new_tokens=4, seed=1))
+    except PlaygroundError as exc:
+        assert "logprobs" in str(exc) and transformers_serve in str(exc)
+    else:  # an engine version that returns them: candidates fill in
+        assert explored.engine == transformers_serve and all(s.ids for s in explored.steps)
 
 
 def test_weightless_app_chats_battles_and_explores_through_another_playground(
@@ -211,13 +221,3 @@ def test_weightless_app_chats_battles_and_explores_through_another_playground(
         assert "_engine" not in loaded.__dict__
     finally:
         engine.demo.close()
-    # The token explorer needs the engine's logprobs: it says so where they do not come.
-    from playground.errors import PlaygroundError
-    from playground.explorer.explore import explore
-
-    try:
-        explored = explore(loaded, prompt, settings.with_(max_new_tokens=4, seed=1))
-    except PlaygroundError as exc:
-        assert "logprobs" in str(exc) and transformers_serve in str(exc)
-    else:  # an engine version that returns them: candidates fill in
-        assert explored.engine == transformers_serve and all(s.ids for s in explored.steps)
