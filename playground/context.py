@@ -34,7 +34,8 @@ class AppContext:
     @functools.cached_property
     def jobs(self) -> JobManager:
         # Recovers on construction: jobs whose worker died with the old app show as interrupted.
-        return JobManager()
+        remote = self.models.remote
+        return JobManager(engine_url=remote.url if remote is not None else None)
 
     @functools.cached_property
     def votes(self) -> VoteStore:

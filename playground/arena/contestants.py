@@ -39,8 +39,10 @@ class Contestant:
 
 
 def contestants(manager: ModelManager) -> list[Contestant]:
-    """Every resident model x (base + the adapters trained on it) x every streaming preset."""
-    adapters = list_adapters()
+    """Every resident model x (base + the adapters trained on it) x every streaming preset.
+
+    With an external engine the models hold no weights here, so no adapters are offered."""
+    adapters = list_adapters() if manager.remote is None else []
     out = []
     for info in manager.resident():
         fitting = [a.name for a in adapters if adapter_fits(a.path, info.name)]

@@ -22,6 +22,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from playground.errors import Cancelled, PlaygroundError
 from playground.models.unwrap import base_model, pad_id, takes_logits_to_keep
+from playground.models.weightless import refuse_weightless_model
 
 # float32 rows of log-softmax materialised at once, in elements (256 MiB).
 _SOFTMAX_BUDGET = 1 << 26
@@ -72,6 +73,7 @@ def looped_perplexity(
     model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int = 2048
 ) -> PerplexityResult:
     """The homework's loop: one example per forward pass, full logits."""
+    refuse_weightless_model(model, "Perplexity")
     if _is_seq2seq(model):
         from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
 
@@ -105,6 +107,7 @@ def perplexity(
 
     `share_prefix=False` runs every example's shared prefix again (for comparisons only).
     """
+    refuse_weightless_model(model, "Perplexity")
     if _is_seq2seq(model):
         from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
 

@@ -4,7 +4,8 @@
 so the explorer decodes with the same loop and sampler as chat. `branch` continues an answer
 from step i with another candidate forced: the prompt becomes prompt + answer[:i] + candidate,
 with the same settings, and the seeded generator passes over the draws the first i + 1 tokens
-used, so branching at the token that was taken gives back the same answer.
+used, so branching at the token that was taken gives back the same answer. With an external
+engine (PLAYGROUND_ENGINE_URL) the steps come from its logprobs instead (engine_steps.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import threading
 from dataclasses import dataclass
 
 from playground.errors import Cancelled, PlaygroundError
+from playground.explorer.engine_steps import engine_continuation
 from playground.explorer.pieces import Piece, merge_pieces
 from playground.generation.engine import INTERACTIVE, Request, engine_for, engine_reason, eos_ids
 from playground.generation.kept import KeptStep
+from playground.generation.remote import remote_engine
 from playground.generation.settings import DecodingSettings
 from playground.generation.stops import cut_at_stop
 from playground.generation.stream import encode_prompt
@@ -41,6 +44,8 @@ class Exploration:
     adapter: str | None = None
     # The first step where this answer differs from the one it branched from (None: not a branch).
     branched_at: int | None = None
+    # The external engine whose logprobs these steps are (engine_steps.py), None: this process.
+    engine: str | None = None
 
     @property
     def entropies(self) -> list[float]:
@@ -136,7 +141,14 @@ def _continue(
     new_ids: list[int] = []
     new_steps: list[KeptStep] = []
     reason = "eos" if ended else "length"
-    if remaining > 0 and not ended:
+    remote = remote_engine(loaded)
+    if remote is not None and adapter is not None:
+        raise PlaygroundError(f"Adapters are not available with the external engine at {remote.url}.")
+    if remaining > 0 and not ended and remote is not None:
+        new_ids, new_steps, reason = engine_continuation(
+            loaded, remote, [*prompt_ids, *prefix], settings.with_(max_new_tokens=remaining), keep_top
+        )
+    elif remaining > 0 and not ended:
         request = Request(
             list(prompt_ids) + list(prefix),
             settings.with_(max_new_tokens=remaining),
@@ -154,4 +166,5 @@ def _continue(
     ids = (*prefix, *new_ids)
     text = cut_at_stop(tok.decode(list(ids), skip_special_tokens=True).rstrip("\ufffd"), settings.stop)[0]
     steps = (*prefix_steps, *new_steps)
-    return Exploration(prompt_ids, settings, ids, steps, text, reason, adapter, branched_at)
+    engine = remote.url if remote is not None else None
+    return Exploration(prompt_ids, settings, ids, steps, text, reason, adapter, branched_at, engine)

@@ -726,6 +726,9 @@ def engine_for(loaded: Any) -> Engine:
     """The engine of a loaded model (made on first use and kept on it)."""
     engine = loaded.__dict__.get("_engine")
     if engine is None:
+        from playground.models.weightless import require_weights
+
+        require_weights(loaded, "The in-process decode loop (batched and fused decoding)")
         with _ENGINES_LOCK:
             engine = loaded.__dict__.get("_engine")
             if engine is None:

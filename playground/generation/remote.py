@@ -5,8 +5,9 @@ The playground still renders every prompt itself (templates, few-shot, stop stri
 the exact text to the engine's /completions endpoint, streaming; stop strings are also applied
 here, since not every engine honours them. PLAYGROUND_ENGINE_MODEL names the model there
 (default: the loaded model's source, which is what `transformers serve FOLDER` calls it), and
-PLAYGROUND_ENGINE_KEY is sent as the Bearer key. The local model still loads (its tokenizer and
-templates, and the scoring work: perplexity, training); only generation goes out.
+PLAYGROUND_ENGINE_KEY is sent as the Bearer key. Only the model's tokenizer and config load
+here (models/weightless.py); work that needs the weights (perplexity, training, adapters) is
+refused with a message. The token explorer asks for `logprobs` (complete_with_logprobs).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class RemoteEngine:
     url: str
     model: str | None = None
     key: str | None = None
+    # Most candidates per token asked of the engine (vLLM's default max_logprobs and OpenAI's
+    # own cap are 20 and 5); PLAYGROUND_ENGINE_LOGPROBS lowers it for an engine that caps lower.
+    top_logprobs: int = 20
 
     @classmethod
     def from_env(cls) -> RemoteEngine | None:
@@ -45,7 +49,17 @@ class RemoteEngine:
                 f"PLAYGROUND_ENGINE_URL must start with http:// or https:// (got {url[:60]!r})."
             )
         model = os.environ.get("PLAYGROUND_ENGINE_MODEL", "").strip() or None
-        return cls(url, model, os.environ.get("PLAYGROUND_ENGINE_KEY", "").strip() or None)
+        key = os.environ.get("PLAYGROUND_ENGINE_KEY", "").strip() or None
+        top = os.environ.get("PLAYGROUND_ENGINE_LOGPROBS", "").strip() or "20"
+        if not top.isdigit() or not 1 <= int(top) <= 100:
+            raise PlaygroundError(
+                f"PLAYGROUND_ENGINE_LOGPROBS must be a whole number from 1 to 100 (got {top[:20]!r})."
+            )
+        return cls(url, model, key, int(top))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
     def payload(self, loaded: Any, prompt: str, settings: DecodingSettings) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -93,7 +107,7 @@ def stream_remote(
     if adapter is not None or settings.num_beams > 1:
         what = "Adapters" if adapter is not None else "Beam search"
         raise PlaygroundError(f"{what} are not available with the external engine at {engine.url}.")
-    headers = {"Authorization": f"Bearer {engine.key}"} if engine.key else {}
+    headers = engine.headers
     timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
     started = time.perf_counter()
     text, new_tokens, reason, usage = "", 0, "eos", None
@@ -147,6 +161,65 @@ def stream_remote(
         finished=True,
         stopped=reason == "stopped",
         reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class RemoteCompletion:
+    """One non-streamed answer with OpenAI's completions `logprobs`: per new token its text, its
+    log-probability and the engine's top candidates ({text: logprob}; empty where none came)."""
+
+    text: str
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    finish_reason: str
+
+
+def complete_with_logprobs(
+    engine: RemoteEngine, loaded: Any, prompt: str, settings: DecodingSettings, top_logprobs: int
+) -> RemoteCompletion:
+    """The engine's answer to `prompt` with each token's top `top_logprobs` candidates."""
+    import httpx
+
+    body = engine.payload(loaded, prompt, settings)
+    body.update(stream=False, logprobs=int(top_logprobs))
+    body.pop("stream_options", None)
+    try:
+        response = httpx.post(
+            f"{engine.url}/completions",
+            json=body,
+            headers=engine.headers,
+            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        )
+    except httpx.HTTPError as exc:
+        raise PlaygroundError(f"The external engine at {engine.url} cannot be reached: {exc}") from exc
+    if response.status_code != 200:
+        raise PlaygroundError(
+            f"The external engine at {engine.url} answered {response.status_code} to a request for "
+            f"logprobs: {response.text[:300]}"
+        )
+    try:
+        choice = response.json()["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise PlaygroundError(f"The external engine at {engine.url} sent no completion.") from exc
+    logprobs = choice.get("logprobs") or {}
+    tokens = list(logprobs.get("tokens") or [])
+    values = list(logprobs.get("token_logprobs") or [])
+    if not tokens or len(values) != len(tokens) or any(v is None for v in values):
+        raise PlaygroundError(
+            f"The external engine at {engine.url} returned no per-token logprobs (OpenAI completions "
+            "`logprobs`), so the token explorer has nothing to show; vLLM and another playground "
+            "return them."
+        )
+    tops = list(logprobs.get("top_logprobs") or [])
+    tops = [dict(t or {}) for t in tops] + [{}] * (len(tokens) - len(tops))
+    return RemoteCompletion(
+        str(choice.get("text") or ""),
+        [str(t) for t in tokens],
+        [float(v) for v in values],
+        [{str(k): float(v) for k, v in t.items()} for t in tops[: len(tokens)]],
+        str(choice.get("finish_reason") or ""),
     )
 
 

@@ -140,6 +140,9 @@ def adapter_fits(folder: str | Path, model_name: str, model_source: str = "") ->
 def attach_adapter(loaded: LoadedModel, folder: str | Path, name: str | None = None) -> str:
     """Load an adapter onto the resident model under `name` (default: the folder name)."""
     from playground.models.access import model_access
+    from playground.models.weightless import require_weights
+
+    require_weights(loaded, "An adapter")
 
     # Attaching rewrites the model's layers: never while a generation step runs.
     with model_access(loaded):

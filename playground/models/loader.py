@@ -50,6 +50,10 @@ DESCRIPTION = (
     "{name} on {device} ({precision}), {parameters}M parameters, context {context} tokens, "
     "loaded in {seconds} s"
 )
+EXTERNAL_DESCRIPTION = (
+    "{name}, generation by {engine} (tokenizer and config only here, no weights; {parameters}M "
+    "parameters there), context {context} tokens, loaded in {seconds} s"
+)
 
 
 @dataclass
@@ -78,7 +82,10 @@ class LoadedModel:
     def summary(self) -> dict[str, str]:
         """What `model_summary` says, as values a page can put into its own language's sentence."""
         from playground.models.int4 import int4_parameter_count
+        from playground.models.weightless import is_weightless
 
+        if is_weightless(self):
+            return self._weightless_summary()
         n = sum(p.numel() for p in self.model.parameters()) + int4_parameter_count(self.model)
         return {
             "name": self.name,
@@ -89,8 +96,22 @@ class LoadedModel:
             "seconds": f"{self.load_seconds:.1f}",
         }
 
+    def _weightless_summary(self) -> dict[str, str]:
+        from playground.models.memory import safetensors_parameters
+
+        n = safetensors_parameters(self.source) if Path(self.source).is_dir() else None
+        return {
+            "name": self.name,
+            "engine": self.model.engine_url,
+            "parameters": f"{n / 1e6:,.0f}" if n else "?",
+            "context": str(self.context_length),
+            "seconds": f"{self.load_seconds:.1f}",
+        }
+
     def model_summary(self) -> str:
-        return DESCRIPTION.format(**self.summary())
+        from playground.models.weightless import is_weightless
+
+        return (EXTERNAL_DESCRIPTION if is_weightless(self) else DESCRIPTION).format(**self.summary())
 
 
 @functools.cache
@@ -122,7 +143,9 @@ class _Resolved:
     is_local: bool
 
 
-def resolve(name_or_path: str, progress: Progress | None = None) -> _Resolved:
+def resolve(name_or_path: str, progress: Progress | None = None, need_weights: bool = True) -> _Resolved:
+    """Where a model is; `need_weights` False: a local folder with its tokenizer and config is
+    enough (the weights are on an external engine)."""
     text = (name_or_path or "").strip()
     if not text:
         raise ModelLoadError(Message("models.none_typed"))
@@ -138,7 +161,7 @@ def resolve(name_or_path: str, progress: Progress | None = None) -> _Resolved:
         if not (path / "config.json").is_file():
             raise ModelLoadError(Message("models.no_config", name=text))
         weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf")]
-        if not weights:
+        if not weights and need_weights:
             raise ModelLoadError(Message("models.no_weights", name=text))
         _check_code_stays_inside(path)
         return _Resolved(path.name, str(path), preset, True)
@@ -294,14 +317,14 @@ def _gpu_device_map(options: LoadOptions) -> dict[str, int] | str:
     return "sequential"
 
 
-def check_loadable(name_or_path: str, options: LoadOptions | None = None) -> None:
+def check_loadable(name_or_path: str, options: LoadOptions | None = None, need_weights: bool = True) -> None:
     """Raise ModelLoadError for what can be known without the weights: the name, the folder,
     the config, the precision on this machine. Cheap, so a switch can check before it frees."""
     from transformers import AutoConfig
 
     options = options or LoadOptions()
-    resolved = resolve(name_or_path)
-    quantization = _choose(options)[2]
+    resolved = resolve(name_or_path, need_weights=need_weights)
+    quantization = _choose(options)[2] if need_weights else None
     try:
         config = _from_pretrained(
             AutoConfig, resolved.source, resolved.is_local, trust_remote_code=options.trust_remote_code
@@ -346,7 +369,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a preset key, HF id or local folder with the precision the options ask for."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from playground.models.int4 import INT4_QUANTIZATION, Int4Error, quantizable, quantize_model_int4
 
@@ -357,17 +380,7 @@ def load_model(
     resolved = resolve(name_or_path, progress)
     device, dtype_name, quantization, notes = _choose(options)
     common: dict[str, Any] = {"trust_remote_code": options.trust_remote_code}
-    try:
-        config = _from_pretrained(AutoConfig, resolved.source, resolved.is_local, **common)
-    except ModelLoadError:
-        raise
-    except ValueError as exc:
-        if "trust_remote_code" in str(exc):
-            raise ModelLoadError(
-                f"{resolved.name} needs custom code from its repository, which this playground does not "
-                "run. The operator can allow it (PLAYGROUND_TRUST_REMOTE_CODE=1) for models they trust."
-            ) from exc
-        raise ModelLoadError(f"Could not read the config of {resolved.source}: {exc}") from exc
+    config = _read_config(resolved, common)
     is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     model_cls = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
     _check_int4_architecture(config, quantization, resolved.name)
@@ -431,17 +444,7 @@ def load_model(
     model.eval()
     if device == "cpu":
         model.to("cpu")
-    if tokenizer.pad_token_id is None:
-        # Generation and batching need a pad token; eos is the usual stand-in for Llama-family models.
-        tokenizer.pad_token = tokenizer.eos_token
-
-    template = get_template(resolved.preset.template if resolved.preset else "chat")
-    if template.uses_chat_template and not getattr(tokenizer, "chat_template", None):
-        template = get_template("plain")
-        notes.append("The tokenizer has no chat template; using the plain template.")
-    context = getattr(config, "max_position_embeddings", None) or getattr(tokenizer, "model_max_length", 2048)
-    if context > 1_000_000:
-        context = 2048
+    template, context = _tokenizer_template_context(tokenizer, config, resolved, notes)
     if progress:
         progress(1.0, "Loaded.")
     return LoadedModel(
@@ -453,10 +456,93 @@ def load_model(
         dtype=dtype_name,
         quantization=quantization,
         default_template=template,
-        context_length=int(context),
+        context_length=context,
         load_seconds=time.perf_counter() - start,
         options=options,
         is_seq2seq=is_seq2seq,
+        notes=notes,
+        requested=name_or_path,
+    )
+
+
+def _read_config(resolved: _Resolved, common: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return _from_pretrained(AutoConfig, resolved.source, resolved.is_local, **common)
+    except ModelLoadError:
+        raise
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise ModelLoadError(
+                f"{resolved.name} needs custom code from its repository, which this playground does not "
+                "run. The operator can allow it (PLAYGROUND_TRUST_REMOTE_CODE=1) for models they trust."
+            ) from exc
+        raise ModelLoadError(f"Could not read the config of {resolved.source}: {exc}") from exc
+
+
+def _tokenizer_template_context(
+    tokenizer: Any, config: Any, resolved: _Resolved, notes: list[str]
+) -> tuple[PromptTemplate, int]:
+    """The tokenizer made ready for batching, the model's default template and its context."""
+    if tokenizer.pad_token_id is None:
+        # Generation and batching need a pad token; eos is the usual stand-in for Llama-family models.
+        tokenizer.pad_token = tokenizer.eos_token
+    template = get_template(resolved.preset.template if resolved.preset else "chat")
+    if template.uses_chat_template and not getattr(tokenizer, "chat_template", None):
+        template = get_template("plain")
+        notes.append("The tokenizer has no chat template; using the plain template.")
+    context = getattr(config, "max_position_embeddings", None) or getattr(tokenizer, "model_max_length", 2048)
+    if context > 1_000_000:
+        context = 2048
+    return template, int(context)
+
+
+def load_without_weights(
+    name_or_path: str, engine_url: str, options: LoadOptions | None = None, progress: Progress | None = None
+) -> LoadedModel:
+    """A model whose generation runs on the external engine at `engine_url`: its tokenizer,
+    config and generation_config only (templates, token counts, eos, decoding defaults), no weights."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from playground.models.weightless import WeightlessModel
+
+    options = options or LoadOptions()
+    start = time.perf_counter()
+    if progress:
+        progress(0.0, f"Resolving {name_or_path}...")
+    resolved = resolve(name_or_path, progress, need_weights=False)
+    common: dict[str, Any] = {"trust_remote_code": options.trust_remote_code}
+    config = _read_config(resolved, common)
+    if progress:
+        progress(0.5, f"Loading the tokenizer of {resolved.name} (generation by {engine_url})...")
+    try:
+        tokenizer = _from_pretrained(AutoTokenizer, resolved.source, resolved.is_local, **common)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"Could not load the tokenizer of {resolved.name}: {exc}") from exc
+    try:
+        generation_config = _from_pretrained(GenerationConfig, resolved.source, resolved.is_local)
+    except (OSError, ValueError, ModelLoadError):
+        generation_config = None  # optional: many models ship none
+    notes = [f"No weights here: generation by {engine_url}."]
+    template, context = _tokenizer_template_context(tokenizer, config, resolved, notes)
+    if progress:
+        progress(1.0, "Loaded.")
+    return LoadedModel(
+        name=resolved.name,
+        source=resolved.source,
+        model=WeightlessModel(config, generation_config, engine_url),
+        tokenizer=tokenizer,
+        device="external",
+        dtype=str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "as served"),
+        quantization=None,
+        default_template=template,
+        context_length=context,
+        load_seconds=time.perf_counter() - start,
+        options=options,
+        is_seq2seq=bool(getattr(config, "is_encoder_decoder", False)),
         notes=notes,
         requested=name_or_path,
     )

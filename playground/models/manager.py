@@ -31,6 +31,7 @@ from playground.models.loader import (
     check_loadable,
     free,
     load_model,
+    load_without_weights,
     planned_footprint,
 )
 from playground.models.memory import MemoryBudget, gib, measured_bytes
@@ -165,11 +166,11 @@ class ModelManager:
                     self._take(slot, hold)
                     return slot
             # Refuse a bad name, or a model that can never fit, before anything is evicted.
-            check_loadable(name, options)
-            device, estimate = planned_footprint(name, options)
+            check_loadable(name, options, need_weights=self.remote is None)
+            device, estimate = self._planned(name, options)
             evicted = self._make_room(device, estimate or 0, progress)
             try:
-                loaded = self._with_remote(load_model(name, options, progress))
+                loaded = self._load(name, options, progress)
             except Exception as exc:
                 self._reload_evicted_current(evicted, exc)
                 raise
@@ -187,10 +188,18 @@ class ModelManager:
                 self._take(slot, hold)
                 return slot
 
-    def _with_remote(self, loaded: LoadedModel) -> LoadedModel:
+    def _planned(self, name: str, options: LoadOptions) -> tuple[str, int | None]:
         if self.remote is not None:
-            # stream_generate reads it there (generation/remote.py: remote_engine).
-            loaded.__dict__["_remote"] = self.remote
+            return "external", 0  # tokenizer and config only: nothing to make room for
+        return planned_footprint(name, options)
+
+    def _load(self, name: str, options: LoadOptions, progress: Progress | None = None) -> LoadedModel:
+        """The weights, or with an external engine only the tokenizer and config (the engine
+        generates; stream_generate finds it through generation/remote.py: remote_engine)."""
+        if self.remote is None:
+            return load_model(name, options, progress)
+        loaded = load_without_weights(name, self.remote.url, options, progress)
+        loaded.__dict__["_remote"] = self.remote
         return loaded
 
     def _take(self, slot: ResidentModel, hold: bool) -> None:
@@ -255,7 +264,7 @@ class ModelManager:
         """A load that failed after evicting the bar's model brings that model back."""
         if previous is None:
             return
-        back = self._with_remote(load_model(previous.requested or previous.source, previous.options))
+        back = self._load(previous.requested or previous.source, previous.options)
         with self._cond:
             slot = ResidentModel(self._new_key(back), back, measured_bytes(back.model))
             self._resident[slot.key] = slot

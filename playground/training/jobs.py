@@ -94,7 +94,11 @@ class JobManager:
         python: str | None = None,
         poll_s: float = 0.5,
         worker_module: str = "playground.training.worker",
+        engine_url: str | None = None,
     ):
+        """`engine_url`: the app generates on that external engine and holds no weights, so it
+        takes no training jobs (the command line still trains)."""
+        self.engine_url = engine_url
         self.root = Path(root) if root is not None else jobs_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.python = python or sys.executable
@@ -113,6 +117,10 @@ class JobManager:
 
     def submit(self, config: TrainingConfig, owner: Owner = SYSTEM) -> str:
         """Check the config and its data, then queue it; raises PlaygroundError before any job exists."""
+        if self.engine_url is not None:
+            from playground.models.weightless import WeightsElsewhere, weights_message
+
+            raise WeightsElsewhere(weights_message("Training", self.engine_url))
         limits = current_limits()
         if owner is not SYSTEM and Path(config.output).expanduser().is_absolute():
             # People using the app name an adapter; only the command line writes elsewhere.

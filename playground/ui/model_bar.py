@@ -14,6 +14,7 @@ from playground.models import EMBEDDED_KEY, PRESETS, LoadOptions
 from playground.models.adapters import attach_adapter, list_adapter_names
 from playground.models.loader import PRECISIONS
 from playground.models.sources import check_model_source, trust_remote_code_allowed
+from playground.models.weightless import is_weightless
 from playground.names import named_path
 from playground.paths import adapters_dir
 from playground.ui.common import progress_callback, user_errors
@@ -29,7 +30,8 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
     cur = ctx.models.current
     if cur is None:
         return tr(request, "model_bar.no_model")
-    summary = tr(request, "model_bar.model_summary", **cur.summary())
+    key = "model_bar.model_summary_external" if is_weightless(cur) else "model_bar.model_summary"
+    summary = tr(request, key, **cur.summary())
     lines = [tr(request, "model_bar.loaded", model=summary)]
     lines += [f"- {note}" for note in cur.notes]
     lines.append(resident_line(ctx, request))

@@ -85,7 +85,8 @@ class ExplorerHandlers:
             session = ExplorerSession((answer,), (None,))
             page = answers_html(loaded.tokenizer, list(session.answers), list(session.parents), lang)
         empty = gr.update(choices=[], value=None)
-        return session, page, entropy_figure(list(session.answers), lang), None, "", empty
+        note = engine_note(answer, lang)
+        return session, page, entropy_figure(list(session.answers), lang), None, note, empty
 
     @user_errors
     def select(self, v: dict[Any, Any], evt: gr.EventData, request: gr.Request) -> tuple[Any, ...]:
@@ -113,6 +114,7 @@ class ExplorerHandlers:
             kept=len(kept.ids),
             mass=kept.kept_mass,
         )
+        info = "\n\n".join(part for part in (info, engine_note(e, lang)) if part)
         labels = [(f"{candidate_label(c)}  (p={c.raw:.3f})", c.token_id) for c in candidates if not c.chosen]
         session = replace(session, selected=(answer, step), choices=tuple(v for _, v in labels))
         dropdown = gr.update(choices=labels, value=labels[0][1] if labels else None)
@@ -145,6 +147,11 @@ class ExplorerHandlers:
             session = replace(session, answers=(*session.answers, new), parents=(*session.parents, answer))
             page = answers_html(loaded.tokenizer, list(session.answers), list(session.parents), lang)
         return session, page, entropy_figure(list(session.answers), lang)
+
+
+def engine_note(answer: Exploration, lang: str) -> str:
+    """What an answer from the external engine's logprobs cannot show ("" for a local one)."""
+    return text(lang, "explorer.engine_note", url=answer.engine) if answer.engine else ""
 
 
 def _int(value: Any) -> int | None:

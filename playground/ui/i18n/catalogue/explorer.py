@@ -27,6 +27,13 @@ EN = {
     "explorer.branch": "Branch",
     "explorer.entropy": "Entropy and chosen-token probability per step",
     "explorer.nothing": "Generate an answer first, then click one of its tokens.",
+    "explorer.engine_note": (
+        "_Candidates from the external engine at {url} (its `logprobs`): only its top candidates "
+        "per token, and its probabilities are the model's raw ones, so for the settings this answer "
+        'used the "after processors" bars equal the raw ones (moving a slider recomputes them '
+        "from these candidates); entropy is over the kept candidates only; a branch continues on "
+        "the engine from prompt + prefix + candidate, and may differ even at the token taken._"
+    ),
     "explorer.pick_token": "Click a token of an answer first.",
     "explorer.no_such_answer": "That answer is no longer on the page; generate again.",
     "explorer.too_many_branches": "At most {most} answers are kept; generate again to start over.",
@@ -75,6 +82,12 @@ ZH_TW = {
     "explorer.branch": "分支",
     "explorer.entropy": "每一步的熵與所選詞元機率",
     "explorer.nothing": "請先產生回答，再點選其中一個詞元。",
+    "explorer.engine_note": (
+        "_候選詞元來自外部引擎 {url}（它的 `logprobs`）：每個詞元只有它回傳的前幾名候選，"
+        "而且機率是模型的原始機率，所以就這個回答所用的設定而言，「處理後」長條與原始長條相同"
+        "（移動滑桿時會從這些候選重新計算）；熵只計入保留的候選；分支會在引擎上從「提示＋前綴＋候選」"
+        "接著生成，即使選的是原本的詞元，結果也可能不同。_"
+    ),
     "explorer.pick_token": "請先點選回答中的一個詞元。",
     "explorer.no_such_answer": "這個回答已不在頁面上，請重新產生。",
     "explorer.too_many_branches": "最多保留 {most} 個回答；請重新產生以重新開始。",

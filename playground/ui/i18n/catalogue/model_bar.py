@@ -1,6 +1,6 @@
 """The model bar at the top of the page, and the page's frame: tab labels, deployment note, login."""
 
-from playground.models.loader import DESCRIPTION
+from playground.models.loader import DESCRIPTION, EXTERNAL_DESCRIPTION
 
 EN = {
     "app.tab.chat": "Chat",
@@ -34,6 +34,7 @@ EN = {
     "model_bar.no_model": "**No model loaded.** Pick one and press Load.",
     "model_bar.loaded": "**Loaded:** {model}",
     "model_bar.model_summary": DESCRIPTION,
+    "model_bar.model_summary_external": EXTERNAL_DESCRIPTION,
     "model_bar.gpu_memory": "- GPU memory: {used} / {total} GiB",
     "model_bar.external_engine": "- Generation runs on the external engine at {url} (PLAYGROUND_ENGINE_URL).",
     "model_bar.chat_adapter": "- Your chat uses adapter **{name}**.",
@@ -74,6 +75,10 @@ ZH_TW = {
     "model_bar.refresh": "重新整理轉接器清單",
     "model_bar.no_model": "**尚未載入模型。** 請選一個模型後按「載入」。",
     "model_bar.loaded": "**已載入：** {model}",
+    "model_bar.model_summary_external": (
+        "{name}，由外部引擎 {engine} 生成（這裡只載入分詞器與設定，沒有權重；那邊有 {parameters}M 個參數），"
+        "上下文長度 {context} 個 token，載入花了 {seconds} 秒"
+    ),
     "model_bar.model_summary": (
         "{name}，在 {device} 上（{precision}），{parameters}M 個參數，上下文長度 {context} 個 token，"
         "載入花了 {seconds} 秒"
