@@ -11,7 +11,7 @@ from playground.arena.battles import MAX_NEW_TOKENS
 from playground.arena.pairwise import MAX_EXAMPLES, PAIRWISE_METRICS
 from playground.arena.ratings import OUTCOMES
 from playground.ui.data_picker import DataPicker, build_data_picker
-from playground.ui.i18n import t
+from playground.ui.i18n import t, text
 
 
 @dataclass
@@ -103,7 +103,7 @@ def build_score_section() -> ScoreSection:
         cancel = gr.Button(t("arena.auto.cancel"), variant="stop", elem_id="arena-auto-cancel")
     status = gr.Markdown(elem_id="arena-auto-status")
     scores = gr.Dataframe(
-        headers=[t("arena.auto.col.contestant"), t("arena.auto.col.score")],
+        headers=[text("en", "arena.auto.col.contestant"), text("en", "arena.auto.col.score")],
         label=t("arena.auto.scores"),
         interactive=False,
         elem_id="arena-auto-scores",
