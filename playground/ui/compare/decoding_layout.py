@@ -19,6 +19,7 @@ from playground.ui.compare.decoding_settings import (
     preset_knobs,
 )
 from playground.ui.compare.decoding_views import sweep_headers
+from playground.ui.compare.shared import build_instruction_row
 from playground.ui.i18n import t
 from playground.ui.model_choice import BAR_MODEL
 
@@ -65,17 +66,7 @@ class SweepControls:
 
 
 def build_run_bar() -> RunBar:
-    with gr.Row():
-        instruction = gr.Textbox(
-            label=t("compare.instruction"),
-            lines=3,
-            scale=3,
-            elem_id="compare-instruction",
-            value="以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。",
-        )
-        extra = gr.Textbox(
-            label=t("compare.input"), lines=3, scale=2, elem_id="compare-input", value="相見時難別亦難，"
-        )
+    instruction, extra = build_instruction_row("compare", 3, "相見時難別亦難，")
     with gr.Row(equal_height=True):
         n_columns = gr.Slider(
             1,
