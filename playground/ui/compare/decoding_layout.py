@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.generation.compare import MAX_SAMPLES, SWEEP_PARAMS
+from playground.ui.common import catalogue_dropdown
 from playground.ui.compare.decoding_settings import (
     COLUMN_PRESETS,
     DEFAULT_COLUMNS,
@@ -163,12 +164,7 @@ def build_prompt_preview() -> gr.Textbox:
 def build_sweep() -> SweepControls:
     with gr.Accordion(t("compare.sweep"), open=False):
         with gr.Row(equal_height=True):
-            param = gr.Dropdown(
-                [(t(f"compare.sweep.param.{name}"), name) for name in SWEEP_PARAMS],
-                value="temperature",
-                label=t("compare.sweep.param"),
-                elem_id="sweep-param",
-            )
+            param = catalogue_dropdown("compare.sweep.param", SWEEP_PARAMS, "temperature", "sweep-param")
             values = gr.Textbox("0.1:1.5:0.2", label=t("compare.sweep.values"), elem_id="sweep-values")
             run = gr.Button(t("compare.sweep.run"), elem_id="sweep-run")
         gr.Markdown(t("compare.sweep.note"))
