@@ -287,20 +287,21 @@ class Leaderboard:
         self.engine.dispose()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _failures_as_messages(self) -> Iterator[None]:
         try:
-            with self._writer.begin() as conn:
-                yield conn
+            yield
         except exc.OperationalError as error:
             raise PlaygroundError(f"The leaderboard database ({self.url}) failed: {error.orig}") from error
 
     @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._failures_as_messages(), self._writer.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except exc.OperationalError as error:
-            raise PlaygroundError(f"The leaderboard database ({self.url}) failed: {error.orig}") from error
+        with self._failures_as_messages(), self.engine.connect() as conn:
+            yield conn
 
     def write(self) -> contextlib.AbstractContextManager[Connection]:
         """A write transaction, for tables kept beside the runs (arena votes)."""

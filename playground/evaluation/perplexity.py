@@ -33,6 +33,17 @@ _DECODE_CONTEXT = 8
 _MIN_SHARED_PREFIX = 16
 
 
+@dataclass(frozen=True)
+class ScoreOptions:
+    """`perplexity`'s batching and callbacks, handed on whole to the seq2seq scorer: examples per
+    batch, tokens kept of each prompt, `progress(done, total)` and `should_stop()` (checked per batch)."""
+
+    batch_size: int = 8
+    max_length: int = 2048
+    progress: Callable[[int, int], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
 @dataclass
 class ScoredExample:
     """One example's score; `nll` and `tokens` cover the output tokens and eos."""
@@ -77,7 +88,7 @@ def looped_perplexity(
     if _is_seq2seq(model):
         from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
 
-        return seq2seq_perplexity(model, tokenizer, pairs, batch_size=1, max_length=max_length)
+        return seq2seq_perplexity(model, tokenizer, pairs, ScoreOptions(batch_size=1, max_length=max_length))
     encoded = _encode(tokenizer, pairs, max_length)
     device = _device(model)
     scored = []
@@ -112,13 +123,7 @@ def perplexity(
         from playground.evaluation.seq2seq_perplexity import seq2seq_perplexity
 
         return seq2seq_perplexity(
-            model,
-            tokenizer,
-            pairs,
-            batch_size=batch_size,
-            max_length=max_length,
-            progress=progress,
-            should_stop=should_stop,
+            model, tokenizer, pairs, ScoreOptions(batch_size, max_length, progress, should_stop)
         )
     if batch_size < 1:
         raise PlaygroundError(f"Batch size must be at least 1 (got {batch_size}).")

@@ -8,14 +8,20 @@ so both kinds can share a leaderboard; the run's notes say which one the number 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from playground.errors import Cancelled
-from playground.evaluation.perplexity import PerplexityResult, ScoredExample, _summarize, _token_texts
+from playground.evaluation.perplexity import (
+    PerplexityResult,
+    ScoredExample,
+    ScoreOptions,
+    _summarize,
+    _token_texts,
+)
 from playground.models.unwrap import pad_id
 
 
@@ -29,12 +35,10 @@ def seq2seq_perplexity(
     model: Any,
     tokenizer: Any,
     pairs: Sequence[tuple[str, str]],
-    *,
-    batch_size: int = 8,
-    max_length: int = 2048,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    options: ScoreOptions,
 ) -> PerplexityResult:
+    batch_size, max_length = options.batch_size, options.max_length
+    progress, should_stop = options.progress, options.should_stop
     encoded = [_encode(tokenizer, p, o, max_length) for p, o in pairs]
     order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
     pad = pad_id(tokenizer)

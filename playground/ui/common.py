@@ -6,13 +6,13 @@ import errno
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gradio as gr
 
 from playground.errors import PlaygroundError
-from playground.ui.i18n import language_of, tr
+from playground.ui.i18n import language_of, t, tr
 
 log = logging.getLogger("playground.ui")
 
@@ -108,3 +108,10 @@ def on_tab_shown(fn: Callable[..., Any], inputs: list | None, outputs: list) -> 
         if isinstance(block, gr.Tab):
             block.select(fn, inputs or None, outputs, queue=False)
         block = getattr(block, "parent", None)
+
+
+def catalogue_dropdown(key: str, names: Iterable[str], value: str, elem_id: str) -> gr.Dropdown:
+    """A dropdown labelled with the catalogue's `key`, offering `names`, each shown as `<key>.<name>`."""
+    return gr.Dropdown(
+        [(t(f"{key}.{name}"), name) for name in names], value=value, label=t(key), elem_id=elem_id
+    )

@@ -18,6 +18,7 @@ from playground.ui.arena.layout import (
     build_score_section,
 )
 from playground.ui.common import GENERATION_EVENT, on_tab_shown
+from playground.ui.session import on_page_load
 from playground.ui.session_stop import session_runs_state
 
 __all__ = ["build_arena_tab"]
@@ -55,3 +56,4 @@ def _wire_score(handlers: h.ArenaHandlers, ask: AskSection, score: ScoreSection,
         concurrency_limit=1,
     )
     score.cancel.click(h.on_cancel, runs, score.status, queue=False)
+    on_page_load(h.empty_scores, None, score.scores)

@@ -35,8 +35,17 @@ def score_frame(result: PairwiseResult, request: gr.Request) -> pd.DataFrame:
     ranked = sorted(
         result.scores.items(), key=lambda kv: (math.isnan(kv[1]), kv[1] if lower_first else -kv[1])
     )
-    columns = [tr(request, "arena.auto.col.contestant"), tr(request, "arena.auto.col.score")]
-    return pd.DataFrame([[name, round(score, 4)] for name, score in ranked], columns=columns)
+    return pd.DataFrame([[name, round(score, 4)] for name, score in ranked], columns=_score_columns(request))
+
+
+def _score_columns(request: gr.Request) -> list[str]:
+    return [tr(request, "arena.auto.col.contestant"), tr(request, "arena.auto.col.score")]
+
+
+def empty_scores(request: gr.Request) -> pd.DataFrame:
+    """The score table before any scoring, headed in the page's language (gradio does not
+    translate a table's headers)."""
+    return pd.DataFrame(columns=_score_columns(request))
 
 
 def on_stop(runs: SessionRuns | None) -> None:

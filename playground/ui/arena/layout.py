@@ -10,8 +10,9 @@ import gradio as gr
 from playground.arena.battles import MAX_NEW_TOKENS
 from playground.arena.pairwise import MAX_EXAMPLES, PAIRWISE_METRICS
 from playground.arena.ratings import OUTCOMES
+from playground.ui.common import catalogue_dropdown
 from playground.ui.data_picker import DataPicker, build_data_picker
-from playground.ui.i18n import t
+from playground.ui.i18n import t, text
 
 
 @dataclass
@@ -85,12 +86,7 @@ def build_score_section() -> ScoreSection:
     gr.Markdown(t("arena.auto.heading"))
     gr.Markdown(t("arena.auto.intro"))
     with gr.Row(equal_height=True):
-        metric = gr.Dropdown(
-            [(t(f"arena.auto.metric.{m}"), m) for m in PAIRWISE_METRICS],
-            value="rougeL",
-            label=t("arena.auto.metric"),
-            elem_id="arena-auto-metric",
-        )
+        metric = catalogue_dropdown("arena.auto.metric", PAIRWISE_METRICS, "rougeL", "arena-auto-metric")
         limit = gr.Number(
             20,
             minimum=1,
@@ -103,7 +99,7 @@ def build_score_section() -> ScoreSection:
         cancel = gr.Button(t("arena.auto.cancel"), variant="stop", elem_id="arena-auto-cancel")
     status = gr.Markdown(elem_id="arena-auto-status")
     scores = gr.Dataframe(
-        headers=[t("arena.auto.col.contestant"), t("arena.auto.col.score")],
+        headers=[text("en", "arena.auto.col.contestant"), text("en", "arena.auto.col.score")],
         label=t("arena.auto.scores"),
         interactive=False,
         elem_id="arena-auto-scores",

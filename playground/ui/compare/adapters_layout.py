@@ -8,6 +8,7 @@ import gradio as gr
 
 from playground.ui.compare.adapters_table import example_choices
 from playground.ui.compare.decoding_settings import DEFAULT_MAX_NEW, preset_choices
+from playground.ui.compare.shared import TANG_INSTRUCTION
 from playground.ui.i18n import t
 
 
@@ -85,7 +86,7 @@ def build_prompt_source() -> PromptSource:
         label=t("compare.adapters.prompts"),
         lines=5,
         elem_id="adapter-prompts",
-        placeholder="以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。相見時難別亦難，",
+        placeholder=TANG_INSTRUCTION + "相見時難別亦難，",
     )
     with gr.Row(visible=False) as data_row:
         example = gr.Dropdown(

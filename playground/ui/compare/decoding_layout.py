@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.generation.compare import MAX_SAMPLES, SWEEP_PARAMS
+from playground.ui.common import catalogue_dropdown
 from playground.ui.compare.column_models import NO_ADAPTER, precision_choices
 from playground.ui.compare.decoding_settings import (
     COLUMN_PRESETS,
@@ -20,6 +21,7 @@ from playground.ui.compare.decoding_settings import (
     preset_knobs,
 )
 from playground.ui.compare.decoding_views import sweep_headers
+from playground.ui.compare.shared import build_instruction_row
 from playground.ui.i18n import t
 from playground.ui.model_choice import BAR_MODEL
 
@@ -68,17 +70,7 @@ class SweepControls:
 
 
 def build_run_bar() -> RunBar:
-    with gr.Row():
-        instruction = gr.Textbox(
-            label=t("compare.instruction"),
-            lines=3,
-            scale=3,
-            elem_id="compare-instruction",
-            value="以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。",
-        )
-        extra = gr.Textbox(
-            label=t("compare.input"), lines=3, scale=2, elem_id="compare-input", value="相見時難別亦難，"
-        )
+    instruction, extra = build_instruction_row("compare", 3, "相見時難別亦難，")
     with gr.Row(equal_height=True):
         n_columns = gr.Slider(
             1,
@@ -196,12 +188,7 @@ def build_prompt_preview() -> gr.Textbox:
 def build_sweep() -> SweepControls:
     with gr.Accordion(t("compare.sweep"), open=False):
         with gr.Row(equal_height=True):
-            param = gr.Dropdown(
-                [(t(f"compare.sweep.param.{name}"), name) for name in SWEEP_PARAMS],
-                value="temperature",
-                label=t("compare.sweep.param"),
-                elem_id="sweep-param",
-            )
+            param = catalogue_dropdown("compare.sweep.param", SWEEP_PARAMS, "temperature", "sweep-param")
             values = gr.Textbox("0.1:1.5:0.2", label=t("compare.sweep.values"), elem_id="sweep-values")
             run = gr.Button(t("compare.sweep.run"), elem_id="sweep-run")
         gr.Markdown(t("compare.sweep.note"))

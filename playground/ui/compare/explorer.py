@@ -18,6 +18,7 @@ from playground.explorer.candidates import step_candidates
 from playground.explorer.explore import Exploration, branch, explore
 from playground.generation.settings import DecodingSettings
 from playground.ui.common import GENERATION_EVENT, user_errors
+from playground.ui.compare.decoding_settings import settings_from_knobs
 from playground.ui.compare.explorer_layout import ExplorerControls, build_explorer_layout
 from playground.ui.compare.explorer_views import (
     answers_html,
@@ -25,7 +26,7 @@ from playground.ui.compare.explorer_views import (
     candidates_figure,
     entropy_figure,
 )
-from playground.ui.compare.shared import SharedControls, prompt_text, seed_or_none
+from playground.ui.compare.shared import SharedControls, prompt_text
 from playground.ui.i18n import language_of, text
 
 MAX_ANSWERS = 6
@@ -51,16 +52,11 @@ def knob_settings(
     max_new: float,
     seed: float | None,
 ) -> DecodingSettings:
-    return DecodingSettings(
-        do_sample=mode == "sample",
-        temperature=float(temperature),
-        top_k=int(top_k),
-        top_p=float(top_p),
-        min_p=float(min_p),
-        repetition_penalty=float(repetition_penalty),
-        max_new_tokens=int(max_new),
-        seed=seed_or_none(seed),
-    ).validate()
+    # The columns' rule for knob values (greedy or sampling here: one beam, no length penalty), plus min-p.
+    columns = settings_from_knobs(
+        mode, temperature, top_p, top_k, 1, 1.0, 0, repetition_penalty, max_new, seed
+    )
+    return replace(columns, min_p=float(min_p)).validate()
 
 
 class ExplorerHandlers:

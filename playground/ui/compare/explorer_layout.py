@@ -8,6 +8,7 @@ import gradio as gr
 
 from playground.ui.compare.decoding_settings import mode_choices
 from playground.ui.compare.explorer_views import CLICK_JS, CSS
+from playground.ui.compare.shared import build_instruction_row
 from playground.ui.i18n import t
 
 MAX_NEW = 256
@@ -32,17 +33,7 @@ class ExplorerControls:
 
 def build_prompt_and_knobs() -> tuple[gr.Textbox, gr.Textbox, list[gr.components.Component], gr.Button]:
     gr.Markdown(t("explorer.intro"))
-    with gr.Row():
-        instruction = gr.Textbox(
-            label=t("explorer.instruction"),
-            lines=2,
-            scale=3,
-            elem_id="explorer-instruction",
-            value="以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。",
-        )
-        extra = gr.Textbox(
-            label=t("explorer.input"), lines=2, scale=2, elem_id="explorer-input", value="床前明月光，"
-        )
+    instruction, extra = build_instruction_row("explorer", 2, "床前明月光，")
     with gr.Row(equal_height=True):
         knobs = [
             gr.Radio(mode_choices()[:2], value="sample", label=t("explorer.mode"), elem_id="explorer-mode"),

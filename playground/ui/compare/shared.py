@@ -9,9 +9,11 @@ import gradio as gr
 from playground.errors import PlaygroundError
 from playground.models.loader import LoadedModel
 from playground.prompts.templates import PromptTemplate, resolve_template
-from playground.ui.i18n import text
+from playground.ui.i18n import t, text
 
 MODEL_DEFAULT = "model default"
+# The homework's Tang-poem continuation, what every instruction box starts with.
+TANG_INSTRUCTION = "以下是一首唐詩的第一句話，請用你的知識判斷並完成整首詩。"
 
 
 @dataclass
@@ -27,6 +29,23 @@ class SharedControls:
     @property
     def prompt(self) -> tuple[gr.Dropdown, gr.Textbox, gr.Textbox]:
         return (self.template, self.custom, self.system)
+
+
+def build_instruction_row(prefix: str, lines: int, first_line: str) -> tuple[gr.Textbox, gr.Textbox]:
+    """The instruction and input boxes side by side; `prefix` ("compare", "explorer") names their
+    labels (`<prefix>.instruction`, `<prefix>.input`) and element ids."""
+    with gr.Row():
+        instruction = gr.Textbox(
+            label=t(f"{prefix}.instruction"),
+            lines=lines,
+            scale=3,
+            elem_id=f"{prefix}-instruction",
+            value=TANG_INSTRUCTION,
+        )
+        extra = gr.Textbox(
+            label=t(f"{prefix}.input"), lines=lines, scale=2, elem_id=f"{prefix}-input", value=first_line
+        )
+    return instruction, extra
 
 
 def seed_or_none(seed: float | None) -> int | None:

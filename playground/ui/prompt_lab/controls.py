@@ -11,6 +11,9 @@ from playground.models.loader import LoadedModel
 from playground.prompts.fewshot import FewShotConfig, load_recipe, save_recipe
 from playground.prompts.templates import TEMPLATES, PromptTemplate, get_template, resolve_template
 
+# The controls that are FewShotConfig's own fields, under the same names.
+_FEWSHOT_FIELDS = tuple(f.name for f in fields(FewShotConfig))
+
 
 @dataclass
 class LabControls:
@@ -48,18 +51,8 @@ class LabControls:
         ]
 
     def fewshot(self) -> FewShotConfig:
-        return FewShotConfig(
-            k=self.k,
-            selection=self.selection,
-            seed=self.seed,
-            manual_ids=self.manual_ids,
-            example_template=self.example_template,
-            separator=self.separator,
-            cot=self.cot,
-            cot_trigger=self.cot_trigger,
-            cot_example=self.cot_example.strip() or None,
-            system_suffix=self.system_suffix,
-        )
+        shared = {key: getattr(self, key) for key in _FEWSHOT_FIELDS}
+        return FewShotConfig(**{**shared, "cot_example": self.cot_example.strip() or None})
 
     def resolve(self, loaded: LoadedModel | None) -> PromptTemplate:
         """The template to render with; without a model the chat template is written as plain text."""
@@ -87,20 +80,9 @@ class LabControls:
             system = "" if template.system == known.system else template.system
         else:
             name, custom, system = "custom", template.text, template.system
+        shared = {key: getattr(config, key) for key in _FEWSHOT_FIELDS}
         return cls(
-            template=name,
-            custom=custom,
-            system=system,
-            system_suffix=config.system_suffix,
-            example_template=config.example_template,
-            separator=config.separator,
-            k=config.k,
-            selection=config.selection,
-            seed=config.seed,
-            manual_ids=config.manual_ids,
-            cot=config.cot,
-            cot_trigger=config.cot_trigger,
-            cot_example=config.cot_example or "",
+            template=name, custom=custom, system=system, **{**shared, "cot_example": config.cot_example or ""}
         )
 
 
