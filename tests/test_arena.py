@@ -46,11 +46,11 @@ def _battle(manager, owner=ALICE, prompt="Say hello.", test_set=None) -> Battle:
 
 
 def test_battle_streams_two_models_and_hides_their_settings(manager):
-    offered = {c.label for c in contestants(manager)}
+    offered = {c.label for c in contestants(manager, ALICE)}
     keys = [i.key for i in manager.resident()]
     assert f"{keys[0]} | base | greedy" in offered and f"{keys[1]} | base | greedy" in offered
     assert not any("beams" in label for label in offered), "the arena streams, beams do not"
-    picked = check_contestants(manager, [f"{keys[0]} | base | greedy", f"{keys[1]} | base | greedy"])
+    picked = check_contestants(manager, ALICE, [f"{keys[0]} | base | greedy", f"{keys[1]} | base | greedy"])
     battle = start_battle(picked, "Say hello.", ALICE.id, max_new_tokens=6, rng=random.Random(0))
     updates = list(stream_battle(manager, battle))
     assert battle.finished and updates[-1] == (battle.answer_a, battle.answer_b)
@@ -66,9 +66,9 @@ def test_contestant_choices_refuse_bad_input(manager):
     key = manager.resident()[0].key
     for bad in ([f"{key} | base | greedy"], [], [f"{key} | base | beams 5", f"{key} | base | greedy"]):
         with pytest.raises(PlaygroundError):
-            check_contestants(manager, bad)
+            check_contestants(manager, ALICE, bad)
     with pytest.raises(PlaygroundError, match="not available now"):
-        check_contestants(manager, ["../etc | base | greedy", f"{key} | base | greedy"])
+        check_contestants(manager, ALICE, ["../etc | base | greedy", f"{key} | base | greedy"])
     with pytest.raises(PlaygroundError, match="at most|up to"):
         start_battle(
             [Contestant(key, None, "greedy")] * 2 + [Contestant("x", None, "greedy")], "x" * 5000, "u"

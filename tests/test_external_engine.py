@@ -13,6 +13,7 @@ import pytest
 
 from playground.generation import DecodingSettings, stream_generate
 from playground.generation.compare import RowRequest, generate_rows
+from playground.identity import Owner
 from tests.api_server import free_port, serve
 from tests.helpers import wait_for
 
@@ -171,7 +172,7 @@ def test_weightless_app_chats_battles_and_explores_through_another_playground(
         assert last.text == _local_greedy(there, "the cat sat", GREEDY) and last.new_tokens == 8
 
         # Arena: two contestants of the one model, both answers from the engine, same seed.
-        offered = contestants(ctx.models)
+        offered = contestants(ctx.models, Owner("user:tester"))
         assert offered and all(c.adapter is None for c in offered)
         picked = [c for c in offered if c.preset in ("greedy", "default sampling (T 0.7, top-p 0.9)")]
         battle = start_battle(

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from playground.errors import PlaygroundError
 from playground.generation.settings import PRESETS
+from playground.identity import Owner
 from playground.models import ModelManager
-from playground.models.adapters import adapter_fits, list_adapters
+from playground.models.adapter_access import usable_adapters
 
 SEPARATOR = " | "
 BASE = "base"
@@ -38,22 +39,22 @@ class Contestant:
         return cls(model, None if adapter == BASE else adapter, preset)
 
 
-def contestants(manager: ModelManager) -> list[Contestant]:
-    """Every resident model x (base + the adapters trained on it) x every streaming preset.
+def contestants(manager: ModelManager, owner: Owner) -> list[Contestant]:
+    """Every resident model x (base + the adapters trained on it that `owner` may use) x every
+    streaming preset.
 
     With an external engine the models hold no weights here, so no adapters are offered."""
-    adapters = list_adapters() if manager.remote is None else []
     out = []
     for info in manager.resident():
-        fitting = [a.name for a in adapters if adapter_fits(a.path, info.name)]
+        fitting = usable_adapters(owner, info.name) if manager.remote is None else []
         for adapter in [None, *fitting]:
             out += [Contestant(info.key, adapter, preset) for preset in ARENA_PRESETS]
     return out
 
 
-def check_contestants(manager: ModelManager, picked: Sequence[str]) -> list[Contestant]:
-    """The ticked contestants, each one still on offer; at least two different ones."""
-    offered = {c.label: c for c in contestants(manager)}
+def check_contestants(manager: ModelManager, owner: Owner, picked: Sequence[str]) -> list[Contestant]:
+    """The ticked contestants, each one still on offer to `owner`; at least two different ones."""
+    offered = {c.label: c for c in contestants(manager, owner)}
     chosen = []
     for label in dict.fromkeys(picked or []):
         contestant = Contestant.parse(label)

@@ -17,12 +17,12 @@ class ChoiceRefused(PlaygroundError):
     """A model, adapter or precision this person may not run where they picked it.
 
     `reason` names the refusal ("adapter_name", "adapter_missing", "adapter_owner", "adapter_base",
-    "precision") so that a page can say it in its own language, with `values` filled in."""
+    "precision") so that a page can say it in its own language, with `refusal_values` filled in."""
 
     def __init__(self, reason: str, message: str, **values: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.values = values
+        self.refusal_values = values
 
 
 def _owner_of(folder: Path) -> str | None:

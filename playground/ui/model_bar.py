@@ -11,12 +11,11 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.models import EMBEDDED_KEY, PRESETS, LoadOptions
-from playground.models.adapters import attach_adapter, list_adapter_names
+from playground.models.adapter_access import usable_adapter_folder, usable_adapters
+from playground.models.adapters import attach_adapter
 from playground.models.loader import PRECISIONS
 from playground.models.sources import check_model_source, trust_remote_code_allowed
 from playground.models.weightless import is_weightless
-from playground.names import named_path
-from playground.paths import adapters_dir
 from playground.ui.common import progress_callback, user_errors
 from playground.ui.i18n import t, tr
 from playground.ui.session import on_page_load, owner_of
@@ -74,25 +73,36 @@ class LoadControls:
     load: gr.Button
 
 
-def adapter_choices() -> dict:
-    return gr.update(choices=[(t("model_bar.adapter.none"), NO_ADAPTER), *list_adapter_names()])
+def adapter_choices(ctx: AppContext, request: gr.Request | None = None) -> dict:
+    """The adapters this person may chat with on the bar's model: theirs, trained on its base."""
+    loaded = ctx.models.current
+    usable = usable_adapters(owner_of(ctx, request), loaded.name, loaded.source) if loaded is not None else []
+    return gr.update(choices=[(t("model_bar.adapter.none"), NO_ADAPTER), *usable])
 
 
 class ModelBarHandlers:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
+    def adapter_choices(self, request: gr.Request) -> dict:
+        return adapter_choices(self.ctx, request)
+
     def on_page(self, request: gr.Request):
         is_admin = owner_of(self.ctx, request).is_admin
-        return model_status(self.ctx, request), gr.update(visible=is_admin), adapter_choices()
+        return (
+            model_status(self.ctx, request),
+            gr.update(visible=is_admin),
+            adapter_choices(self.ctx, request),
+        )
 
     @user_errors
     def on_adapter(self, name: str | None, request: gr.Request | None = None) -> tuple[str, str | None]:
         if not name or name == NO_ADAPTER:
             return model_status(self.ctx, request), None
-        folder = named_path(adapters_dir(), name, "adapter")
         with self.ctx.models.use() as loaded:
-            attached = attach_adapter(loaded, folder)
+            attached = attach_adapter(
+                loaded, usable_adapter_folder(owner_of(self.ctx, request), name, loaded)
+            )
         return model_status(self.ctx, request) + "\n" + tr(
             request, "model_bar.chat_adapter", name=name
         ), attached
@@ -148,7 +158,7 @@ def build_model_bar(ctx: AppContext) -> ModelBar:
     on_page_load(fns.on_page, None, [status, controls.row, adapter])
     model_event = {"concurrency_id": "model", "concurrency_limit": 1}
     adapter.change(fns.on_adapter, adapter, [status, chat_adapter], **model_event)
-    refresh.click(adapter_choices, None, adapter, queue=False)
+    refresh.click(fns.adapter_choices, None, adapter, queue=False)
     load_outputs = [status, chat_adapter, adapter]
     controls.load.click(fns.on_load, [controls.model, controls.precision], load_outputs, **model_event)
     return ModelBar(status, chat_adapter)

@@ -61,8 +61,10 @@ class ArenaHandlers:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
-    def on_shown(self, picked: list[str] | None, test_set: str | None) -> tuple[Any, Any]:
-        offered = [c.label for c in contestants(self.ctx.models)]
+    def on_shown(
+        self, picked: list[str] | None, test_set: str | None, request: gr.Request
+    ) -> tuple[Any, Any]:
+        offered = [c.label for c in contestants(self.ctx.models, owner_of(self.ctx, request))]
         kept = [p for p in picked or [] if p in offered]
         names = [p.name for p in list_examples()]
         return gr.update(choices=offered, value=kept), gr.update(choices=names, value=test_set)
@@ -85,7 +87,7 @@ class ArenaHandlers:
     ) -> Iterator[list[Any]]:
         owner = owner_of(self.ctx, request)
         current_limits().check_new_tokens(int(max_new))
-        chosen = check_contestants(self.ctx.models, picked)
+        chosen = check_contestants(self.ctx.models, owner, picked)
         test_set = drawn[0] if drawn and drawn[1] == (prompt or "").strip() else None
         battle = start_battle(chosen, prompt, owner.id, int(max_new), test_set)
         waiting = tr(request, "arena.waiting")
@@ -137,7 +139,7 @@ class ArenaHandlers:
         """Every pair of the ticked contestants on the test set, judged by the metric; votes stored."""
         owner = owner_of(self.ctx, request)
         current_limits().check_new_tokens(int(max_new))
-        chosen = check_contestants(self.ctx.models, picked)
+        chosen = check_contestants(self.ctx.models, owner, picked)
         config = PairwiseConfig(metric, int(limit) if limit else None, int(max_new)).validate()
         dataset = load_choice(example, upload, what="test set")
         with runs.run() as stop:

@@ -49,7 +49,7 @@ def refusal_text(error: PlaygroundError, lang: str) -> str:
     """The message in the page's language where the service says why in words of ours."""
     message = str(error)
     if isinstance(error, ChoiceRefused):
-        message = text(lang, f"compare.refused.{error.reason}", **error.values)
+        message = text(lang, f"compare.refused.{error.reason}", **error.refusal_values)
     return text(lang, "compare.column_refused", message=message)
 
 

@@ -17,6 +17,7 @@ from playground.errors import PlaygroundError
 from playground.explorer.candidates import step_candidates
 from playground.explorer.explore import Exploration, branch, explore
 from playground.generation.settings import DecodingSettings
+from playground.messages import Message
 from playground.ui.common import GENERATION_EVENT, user_errors
 from playground.ui.compare.decoding_settings import settings_from_knobs
 from playground.ui.compare.explorer_layout import ExplorerControls, build_explorer_layout
@@ -94,9 +95,8 @@ class ExplorerHandlers:
         if answer is None or not 0 <= answer < len(session.answers):
             raise PlaygroundError(text(lang, "explorer.no_such_answer"))
         e = session.answers[answer]
-        with self.ctx.models.use() as loaded:
-            tok = loaded.tokenizer
-            candidates = step_candidates(tok, e, -1 if step is None else step, self._settings(v))
+        tok = self._tokenizer()
+        candidates = step_candidates(tok, e, -1 if step is None else step, self._settings(v))
         kept = e.steps[step]
         chosen = next((c for c in candidates if c.chosen), None)
         info = text(
@@ -123,9 +123,15 @@ class ExplorerHandlers:
         if session is None or session.selected is None:
             return gr.update()
         answer, step = session.selected
-        with self.ctx.models.use() as loaded:
-            candidates = step_candidates(loaded.tokenizer, session.answers[answer], step, self._settings(v))
+        candidates = step_candidates(self._tokenizer(), session.answers[answer], step, self._settings(v))
         return candidates_figure(candidates, language_of(request))
+
+    def _tokenizer(self) -> Any:
+        """The bar's model's tokenizer, to name kept tokens: no model runs, so nothing is held."""
+        loaded = self.ctx.models.current
+        if loaded is None:
+            raise PlaygroundError(Message("models.none_loaded"))
+        return loaded.tokenizer
 
     @user_errors
     def branch(self, v: dict[Any, Any], request: gr.Request) -> tuple[Any, ...]:
