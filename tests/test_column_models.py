@@ -109,7 +109,9 @@ def test_refused_adapters_get_a_message_in_their_column_and_the_others_run(two_m
     reasons = [o.error.reason if isinstance(o.error, ChoiceRefused) else o.error for o in out]
     assert reasons == [None, "adapter_owner", "adapter_base", "adapter_name", "adapter_missing", None]
     assert "belongs to another user" in str(out[1].error)
-    assert "trained on" in str(out[2].error) and out[2].error.refusal_values["model"] == manager.find(llama).name
+    assert (
+        "trained on" in str(out[2].error) and out[2].error.refusal_values["model"] == manager.find(llama).name
+    )
     assert out[0].result.texts[0].strip() and out[5].result.texts[0].strip()
     assert all(o.result is None for o in out[1:5])
     # Nothing of alice's was attached for bob; the admin may use it.

@@ -356,6 +356,32 @@ def test_one_sessions_adapter_pick_does_not_change_anothers_chat(tmp_path, tiny_
     demo.close()
 
 
+def test_another_users_adapter_is_neither_offered_nor_attached_in_chat(tmp_path, tiny_llama):
+    """The chat's adapter list holds the user's own adapters (and the operator's); picking another
+    user's by name is refused and attaches nothing."""
+    from playground.context import AppContext
+    from playground.models import LoadOptions
+    from playground.ui.app import build_app
+    from playground.ui.model_bar import adapter_choices
+    from tests.test_column_models import _adapter_of
+
+    ctx = AppContext(deployment=SHARED_LOGIN)
+    ctx.models.load(str(tiny_llama), LoadOptions(precision="fp32"))
+    _adapter_of("user:alice", "alice-poems", tiny_llama)
+    demo = build_app(ctx)
+    fns = handlers_of(demo)
+    offered = {c[1] if isinstance(c, tuple) else c for c in adapter_choices(ctx, request("alice"))["choices"]}
+    assert "alice-poems" in offered
+    offered = {c[1] if isinstance(c, tuple) else c for c in adapter_choices(ctx, request("bob"))["choices"]}
+    assert "alice-poems" not in offered
+    message = ui_message(lambda: fns["on_adapter"]("alice-poems", request("bob")))
+    assert "belongs to another user" in message
+    assert ctx.models.current.adapters == {}
+    status, picked = fns["on_adapter"]("alice-poems", request("alice"))
+    assert picked == "alice-poems"
+    demo.close()
+
+
 # -- 7. job lifecycle -------------------------------------------------------------------------
 
 

@@ -43,9 +43,10 @@ def usable_adapters(owner: Owner, model_name: str, model_source: str = "") -> li
     )
 
 
-def usable_adapter_folder(owner: Owner, name: str, loaded: LoadedModel) -> Path:
-    """The folder of the adapter `name`, once it is known to exist, to be `owner`'s to use and to
-    belong to `loaded`'s base model; a ChoiceRefused saying which check failed otherwise."""
+def usable_adapter_folder(owner: Owner, name: str, loaded: LoadedModel, check_base: bool = True) -> Path:
+    """The folder of the adapter `name`, once it is known to exist, to be `owner`'s to use and
+    (with `check_base`) to belong to `loaded`'s base model; a ChoiceRefused saying which check
+    failed otherwise. Without `check_base`, attaching it checks its weights against the model."""
     shown = str(name)[:80]
     try:
         folder = named_path(adapters_dir(), name, "adapter")
@@ -66,7 +67,7 @@ def usable_adapter_folder(owner: Owner, name: str, loaded: LoadedModel) -> Path:
             f"Adapter {shown!r} belongs to another user: only its owner or an admin may use it.",
             adapter=shown,
         )
-    if not (info.base_model and base_matches(info.base_model, loaded.name, loaded.source)):
+    if check_base and not (info.base_model and base_matches(info.base_model, loaded.name, loaded.source)):
         base = info.base_model or "an unknown model"
         raise ChoiceRefused(
             "adapter_base",

@@ -100,9 +100,8 @@ class ModelBarHandlers:
         if not name or name == NO_ADAPTER:
             return model_status(self.ctx, request), None
         with self.ctx.models.use() as loaded:
-            attached = attach_adapter(
-                loaded, usable_adapter_folder(owner_of(self.ctx, request), name, loaded)
-            )
+            folder = usable_adapter_folder(owner_of(self.ctx, request), name, loaded, check_base=False)
+            attached = attach_adapter(loaded, folder)
         return model_status(self.ctx, request) + "\n" + tr(
             request, "model_bar.chat_adapter", name=name
         ), attached
