@@ -28,7 +28,7 @@ def test_local_folder_loads_through_real_path(fixture, request):
 def test_four_bit_on_cpu_falls_back_and_says_so(tiny_llama):
     loaded = load_model(str(tiny_llama), LoadOptions(precision="4bit"))
     assert loaded.quantization is None
-    assert any("CUDA" in n for n in loaded.notes)
+    assert any("CUDA" in str(n) for n in loaded.notes)
     expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     assert loaded.model.dtype == expected
 

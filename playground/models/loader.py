@@ -70,7 +70,8 @@ class LoadedModel:
     load_seconds: float
     options: LoadOptions
     is_seq2seq: bool = False
-    notes: list[str] = field(default_factory=list)
+    # What the page should know about how it loaded (str, or a Message it says in its language).
+    notes: list[str | Message] = field(default_factory=list)
     adapters: dict[str, str] = field(default_factory=dict)  # name -> folder, attached with peft
     requested: str = ""  # what the user typed: loading it again gives the same model
 
@@ -255,9 +256,9 @@ def _from_pretrained(loader: Any, source: str, is_local: bool, **kwargs: Any) ->
         raise ModelLoadError(_offline_message(source)) from exc
 
 
-def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str]]:
+def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str | Message]]:
     """(device, torch dtype name, quantization, notes) for these options on this machine."""
-    notes: list[str] = []
+    notes: list[str | Message] = []
     cuda = _cuda_available()
     device = options.device if options.device != "auto" else ("cuda" if cuda else "cpu")
     if device == "cuda" and not cuda:
@@ -269,7 +270,7 @@ def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str]]:
         if precision == "auto":
             precision = "4bit"
         if precision in ("4bit", "8bit") and not _bitsandbytes_available():
-            notes.append(f"bitsandbytes is not installed, so {precision} is not available: loaded bf16.")
+            notes.append(Message("models.note.no_bitsandbytes", precision=precision))
             precision = "bf16"
         if precision == "4bit":
             return device, "bfloat16", "4-bit NF4 (double quant, bf16 compute)", notes
@@ -277,22 +278,20 @@ def _choose(options: LoadOptions) -> tuple[str, str, str | None, list[str]]:
             return device, "bfloat16", "8-bit (LLM.int8)", notes
         return device, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision], None, notes
     # CPU
+    asked = precision
     if precision in ("4bit", "8bit"):
-        notes.append(
-            f"{precision} quantization (bitsandbytes) needs a CUDA GPU; on CPU the model is loaded in "
-        )
         precision = "auto"
     if precision == "auto":
         precision = "bf16" if cpu_has_native_bf16() else "fp32"
-        if notes:
-            notes[-1] += precision + "."
+        if asked in ("4bit", "8bit"):
+            notes.append(Message("models.note.quantization_needs_gpu", asked=asked, precision=precision))
         else:
-            why = "this CPU has native bf16 matmul" if precision == "bf16" else "this CPU lacks native bf16"
-            notes.append(f"CPU: no 4-bit quantization; loaded {precision} because {why}.")
+            why = "models.note.cpu_bf16" if precision == "bf16" else "models.note.cpu_no_bf16"
+            notes.append(Message("models.note.cpu_auto", precision=precision, why=Message(why)))
     return device, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision], None, notes
 
 
-def _choose_int4(device: str, notes: list[str]) -> tuple[str, str, str | None, list[str]]:
+def _choose_int4(device: str, notes: list[str | Message]) -> tuple[str, str, str | None, list[str | Message]]:
     from playground.models.int4 import INT4_QUANTIZATION, unsupported_reason
 
     reason = unsupported_reason(device)
@@ -301,10 +300,7 @@ def _choose_int4(device: str, notes: list[str]) -> tuple[str, str, str | None, l
     if device == "cuda":
         return device, "bfloat16", INT4_QUANTIZATION, notes
     dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
-    notes.append(
-        f"CPU: int4 runs through PyTorch's CPU kernel ({dtype} compute): a quarter of the memory, about "
-        "the speed of bf16 (the speed-up is a GPU one)."
-    )
+    notes.append(Message("models.note.int4_cpu", dtype=dtype))
     return device, dtype, INT4_QUANTIZATION, notes
 
 
@@ -491,7 +487,7 @@ def _tokenizer_template_context(
     template = get_template(resolved.preset.template if resolved.preset else "chat")
     if template.uses_chat_template and not getattr(tokenizer, "chat_template", None):
         template = get_template("plain")
-        notes.append("The tokenizer has no chat template; using the plain template.")
+        notes.append(Message("models.note.no_chat_template"))
     context = getattr(config, "max_position_embeddings", None) or getattr(tokenizer, "model_max_length", 2048)
     if context > 1_000_000:
         context = 2048
@@ -526,7 +522,7 @@ def load_without_weights(
         generation_config = _from_pretrained(GenerationConfig, resolved.source, resolved.is_local)
     except (OSError, ValueError, ModelLoadError):
         generation_config = None  # optional: many models ship none
-    notes = [f"No weights here: generation by {engine_url}."]
+    notes: list[str | Message] = [Message("models.note.weightless", url=engine_url)]
     template, context = _tokenizer_template_context(tokenizer, config, resolved, notes)
     if progress:
         progress(1.0, "Loaded.")

@@ -182,7 +182,7 @@ def load_base(config: TrainingConfig, gpu: int | None = None) -> Base:
         cuda = torch.cuda.is_available()
         options = LoadOptions(precision="bf16" if cuda else "fp32", gpu=gpu if cuda else None)
     loaded = load_model(config.model, options)
-    notes = list(loaded.notes)
+    notes = [str(note) for note in loaded.notes]
     if method == "qlora" and not loaded.quantization:
         if config.method == "qlora":
             raise PlaygroundError(

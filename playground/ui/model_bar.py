@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.context import AppContext
+from playground.messages import Message
 from playground.models import EMBEDDED_KEY, PRESETS, LoadOptions
 from playground.models.adapter_access import usable_adapter_folder, usable_adapters
 from playground.models.adapters import attach_adapter
@@ -17,7 +18,7 @@ from playground.models.loader import PRECISIONS
 from playground.models.sources import check_model_source, trust_remote_code_allowed
 from playground.models.weightless import is_weightless
 from playground.ui.common import progress_callback, user_errors
-from playground.ui.i18n import t, tr
+from playground.ui.i18n import language_of, t, tr
 from playground.ui.session import on_page_load, owner_of
 
 NO_ADAPTER = "(none)"
@@ -32,7 +33,8 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
     key = "model_bar.model_summary_external" if is_weightless(cur) else "model_bar.model_summary"
     summary = tr(request, key, **cur.summary())
     lines = [tr(request, "model_bar.loaded", model=summary)]
-    lines += [f"- {note}" for note in cur.notes]
+    lang = language_of(request)
+    lines += [f"- {note.in_language(lang) if isinstance(note, Message) else note}" for note in cur.notes]
     lines.append(resident_line(ctx, request))
     if ctx.models.remote is not None:
         lines.append(tr(request, "model_bar.external_engine", url=ctx.models.remote.url))

@@ -24,6 +24,19 @@ EN = {
         "the GPU from other processes."
     ),
     "models.none_loaded": "No model is loaded. Pick one at the top of the page and press Load.",
+    "models.note.no_bitsandbytes": "bitsandbytes is not installed, so {precision} is not available: loaded bf16.",
+    "models.note.quantization_needs_gpu": (
+        "{asked} quantization (bitsandbytes) needs a CUDA GPU; on CPU the model is loaded in {precision}."
+    ),
+    "models.note.cpu_auto": "CPU: no 4-bit quantization; loaded {precision} because {why}.",
+    "models.note.cpu_bf16": "this CPU has native bf16 matmul",
+    "models.note.cpu_no_bf16": "this CPU lacks native bf16",
+    "models.note.int4_cpu": (
+        "CPU: int4 runs through PyTorch's CPU kernel ({dtype} compute): a quarter of the memory, about "
+        "the speed of bf16 (the speed-up is a GPU one)."
+    ),
+    "models.note.no_chat_template": "The tokenizer has no chat template; using the plain template.",
+    "models.note.weightless": "No weights here: generation by {url}.",
 }
 
 ZH_TW = {
@@ -47,4 +60,12 @@ ZH_TW = {
     "models.no_gpu": "指定了 CUDA，但看不到任何 GPU；請把裝置改成 cpu 或 auto。",
     "models.out_of_memory": "載入 {name} 時 GPU 記憶體不足。請改用 4-bit 精度、較小的模型，或關閉其他占用 GPU 的程式。",
     "models.none_loaded": "尚未載入模型。請在頁面最上方選擇一個模型，再按「載入」。",
+    "models.note.no_bitsandbytes": "沒有安裝 bitsandbytes，無法使用 {precision}：改以 bf16 載入。",
+    "models.note.quantization_needs_gpu": "{asked} 量化（bitsandbytes）需要 CUDA GPU；在 CPU 上改以 {precision} 載入模型。",
+    "models.note.cpu_auto": "CPU：不做 4-bit 量化；以 {precision} 載入，因為{why}。",
+    "models.note.cpu_bf16": "這顆 CPU 支援原生 bf16 矩陣運算",
+    "models.note.cpu_no_bf16": "這顆 CPU 不支援原生 bf16",
+    "models.note.int4_cpu": "CPU：int4 使用 PyTorch 的 CPU 核心（以 {dtype} 計算）：記憶體只要四分之一，速度約與 bf16 相同（加速效果在 GPU 上）。",
+    "models.note.no_chat_template": "這個 tokenizer 沒有對話模板；改用純文字模板。",
+    "models.note.weightless": "本機沒有權重：由 {url} 產生文字。",
 }
