@@ -10,7 +10,7 @@ import pytest
 from tests.api_server import serve
 
 lm_eval = pytest.importorskip(
-    "lm_eval", reason="lm-eval is optional: pip install -r requirements-eval-harness.txt"
+    "lm_eval", reason="lm-eval is not installed: make test installs it (requirements-dev.txt)"
 )
 
 ROOT = Path(__file__).resolve().parents[1]
