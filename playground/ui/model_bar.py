@@ -48,16 +48,19 @@ def model_status(ctx: AppContext, request: gr.Request | None = None) -> str:
 
 
 def resident_line(ctx: AppContext, request: gr.Request | None = None) -> str:
-    """Every model in memory with what it takes, the bar's marked: others are Side by side's and the arena's."""
+    """What the bar's model takes in memory, then the other resident models (Side by side's and the
+    arena's) with theirs: the bar's model is named once, in the line above."""
     resident = ctx.models.resident()
-    if len(resident) == 1:  # the bar's model alone, named in the line above
-        return tr(request, "model_bar.resident.alone", memory=resident[0].memory, device=resident[0].device)
-    models = [
+    mine = [i for i in resident if i.current]
+    others = [
         tr(request, "model_bar.resident.model", name=i.key, memory=i.memory, device=i.device)
-        + (tr(request, "model_bar.resident.current") if i.current else "")
         for i in resident
+        if not i.current
     ]
-    return tr(request, "model_bar.resident", models=", ".join(models))
+    lines = [tr(request, "model_bar.resident.alone", memory=i.memory, device=i.device) for i in mine]
+    if others:
+        lines.append(tr(request, "model_bar.resident", models=", ".join(others)))
+    return "\n".join(lines)
 
 
 @dataclass

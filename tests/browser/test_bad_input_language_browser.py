@@ -7,6 +7,7 @@ import re
 
 from playground.ui.i18n import WORDS
 from tests.browser.language import open_tab
+from tests.helpers import wait_for
 
 BAD_FILES = [
     # (name, content, the Chinese the line must show, the English it must not)
@@ -41,7 +42,8 @@ def test_a_bad_upload_is_explained_in_traditional_chinese(browser, app_server, t
         path.write_bytes(content)
         upload.locator("input[type=file]").set_input_files(str(path))
         info.get_by_text(chinese).wait_for(timeout=30_000)
-        shown = info.inner_text()
+        # gradio's queue line ("queue: 1/1 | ...") may still stand above the answer for a moment.
+        shown = wait_for(lambda: (text := info.inner_text()).startswith("⚠️") and text, 30)
         assert shown.startswith("⚠️ " + WORDS["zh-TW"]["leaderboard.bad_file"])
         assert english not in shown
         upload.get_by_role("button", name=re.compile("^(Clear|清除)$")).click()

@@ -6,7 +6,7 @@ import threading
 
 from playwright.sync_api import expect
 
-import playground.ui.compare.decoding as decoding
+import playground.generation.column_models as column_models
 from playground.errors import Cancelled
 from tests.helpers import wait_for
 
@@ -14,20 +14,20 @@ from tests.helpers import wait_for
 def _record_runs(monkeypatch) -> list[dict]:
     """Every compare_columns call the tab makes: its stop event, and how it ended."""
     calls: list[dict] = []
-    real = decoding.compare_columns
+    real = column_models.compare_columns
 
-    def recorded(loaded, prompt, columns, samples, seed, stop):
+    def recorded(loaded, prompt, columns, samples, seed, stop, **kwargs):
         call = {"stop": stop, "ended": threading.Event(), "error": None}
         calls.append(call)
         try:
-            return real(loaded, prompt, columns, samples, seed, stop)
+            return real(loaded, prompt, columns, samples, seed, stop, **kwargs)
         except Exception as exc:
             call["error"] = exc
             raise
         finally:
             call["ended"].set()
 
-    monkeypatch.setattr(decoding, "compare_columns", recorded)
+    monkeypatch.setattr(column_models, "compare_columns", recorded)
     return calls
 
 

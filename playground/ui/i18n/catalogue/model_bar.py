@@ -38,9 +38,8 @@ EN = {
     "model_bar.gpu_memory": "- GPU memory: {used} / {total} GiB",
     "model_bar.external_engine": "- Generation runs on the external engine at {url} (PLAYGROUND_ENGINE_URL).",
     "model_bar.chat_adapter": "- Your chat uses adapter **{name}**.",
-    "model_bar.resident": "- In memory: {models}",
+    "model_bar.resident": "- Also in memory: {models}",
     "model_bar.resident.model": "{name} ({memory} on {device})",
-    "model_bar.resident.current": " [this bar's]",
     "model_bar.resident.alone": "- In memory: {memory} on {device}",
     "model_choice.bar": "the model bar's model",
 }
@@ -86,9 +85,8 @@ ZH_TW = {
     "model_bar.gpu_memory": "- GPU 記憶體：{used} / {total} GiB",
     "model_bar.external_engine": "- 文字生成交由外部推論引擎 {url} 執行（PLAYGROUND_ENGINE_URL）。",
     "model_bar.chat_adapter": "- 你的對話使用轉接器 **{name}**。",
-    "model_bar.resident": "- 記憶體中的模型：{models}",
+    "model_bar.resident": "- 記憶體中的其他模型：{models}",
     "model_bar.resident.model": "{name}（{device} 上佔 {memory}）",
-    "model_bar.resident.current": "［本列的模型］",
     "model_bar.resident.alone": "- 記憶體：{device} 上佔 {memory}",
     "model_choice.bar": "上方模型列的模型",
 }
