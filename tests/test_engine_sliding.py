@@ -15,6 +15,7 @@ from playground.generation.settings import GREEDY, DecodingSettings
 from playground.generation.stream import encode_prompt
 from playground.models import LoadOptions, load_model
 from tests.helpers import wait_for
+from tests.test_engine import _slow_steps
 
 WINDOW = 128
 QUESTIONS = [
@@ -54,26 +55,11 @@ def _alone(loaded, ids: list[int], settings: DecodingSettings) -> str:
         engine.close()
 
 
-def _count_rows_per_step(monkeypatch, engine: Engine, seconds: float = 0.0) -> list[int]:
-    """Each batch step records how many rows it decoded (and takes `seconds` longer, so that
-    tests can act between steps)."""
-    real = engine._step
-    rows_per_step: list[int] = []
-
-    def step():
-        time.sleep(seconds)
-        rows_per_step.append(len(engine._rows))
-        real()
-
-    monkeypatch.setattr(engine, "_step", step)
-    return rows_per_step
-
-
 def _batched(
     loaded, monkeypatch, ids: list[list[int]], settings: list[DecodingSettings]
 ) -> tuple[list, list]:
     engine = Engine(loaded, EngineLimits(max_rows=8, max_prefills_per_step=8, prefill_tokens=4096))
-    rows_per_step = _count_rows_per_step(monkeypatch, engine)
+    rows_per_step = _slow_steps(monkeypatch, engine, 0.0)
     tickets = [engine.submit(Request(i, s)) for i, s in zip(ids, settings, strict=True)]
     results = [t.result() for t in tickets]
     engine.close()
@@ -127,7 +113,7 @@ def test_rows_join_mid_decode_and_leave(mistral, monkeypatch):
     settings = [GREEDY.with_(max_new_tokens=n) for n in (60, 10, 25, 30)]
     alone = [_alone(mistral, i, s) for i, s in zip(ids, settings, strict=True)]
     engine = Engine(mistral, EngineLimits(max_rows=8, max_prefills_per_step=1))
-    rows_per_step = _count_rows_per_step(monkeypatch, engine, 0.02)
+    rows_per_step = _slow_steps(monkeypatch, engine, 0.02)
     first = engine.submit(Request(ids[0], settings[0]))
     tickets = [first]
     # The first row is past the window (prompt + 20 steps) before the others join.
@@ -157,7 +143,7 @@ def test_a_step_failing_inside_the_model_past_the_window_fails_only_its_row(mist
 
     monkeypatch.setattr(second_layer, "forward", forward)
     engine = Engine(mistral, EngineLimits(max_rows=8, max_prefills_per_step=8, prefill_tokens=4096))
-    _count_rows_per_step(monkeypatch, engine, 0.02)
+    _slow_steps(monkeypatch, engine, 0.02)
     tickets = [engine.submit(Request(i, settings)) for i in ids[:2]]
     wait_for(lambda: all(t.state == "running" for t in tickets))
     third = engine.submit(Request(ids[2], settings))
