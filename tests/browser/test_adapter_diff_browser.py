@@ -66,31 +66,38 @@ def test_base_vs_adapters_shows_a_heatmap_row_per_reference(page, app_server, ma
 
 
 def test_leaderboard_example_of_an_adapter_run_shows_its_diff(page, app_server, make_adapter):
-    make_adapter("lb-diff-lora", template="chat")
-    page.get_by_role("tab", name="Leaderboard").click()
-    page.locator("#eval-data-info").get_by_text("rows").wait_for()
-    page.locator("#eval-adapter-refresh").click()
-    page.locator("#eval-adapter input").click()
-    page.get_by_role("option", name="lb-diff-lora", exact=True).click()
-    page.get_by_label("Limit (first N examples, 0 = all)").fill("2")
-    page.locator("#eval-start").click()
-    page.locator("#eval-status").get_by_text("Done").wait_for(timeout=120_000)
+    from playground.models.adapters import detach_adapters
 
-    runs = page.locator("#lb-runs")
-    runs.get_by_text("lb-diff-lora").filter(visible=True).first.click()
-    page.locator("#lb-run-title").get_by_text("Run #").wait_for()
-    note = page.locator("#lb-adapter-note")
-    expect(note).to_contain_text("lb-diff-lora", timeout=60_000)
-    expect(page.locator("#lb-adapter-diff .js-plotly-plot")).to_be_visible()
-    first = _heatmaps(page, "lb-adapter-diff")
-    assert "".join(first[0]["labels"]).startswith(_references(1)[0])
+    try:
+        make_adapter("lb-diff-lora", template="chat")
+        page.get_by_role("tab", name="Leaderboard").click()
+        page.locator("#eval-data-info").get_by_text("rows").wait_for()
+        page.locator("#eval-adapter-refresh").click()
+        page.locator("#eval-adapter input").click()
+        page.get_by_role("option", name="lb-diff-lora", exact=True).click()
+        page.get_by_label("Limit (first N examples, 0 = all)").fill("2")
+        page.locator("#eval-start").click()
+        page.locator("#eval-status").get_by_text("Done").wait_for(timeout=120_000)
 
-    # Another example: its own reference.
-    page.locator("#lb-examples").get_by_text(_references(2)[1]).filter(visible=True).first.click()
-    second = _references(2)[1]
-    page.wait_for_function(
-        "(ref) => document.querySelector('#lb-adapter-diff .js-plotly-plot')"
-        ".layout.xaxis.ticktext.join('').startsWith(ref)",
-        arg=second,
-    )
-    assert "more likely" in note.inner_text()
+        runs = page.locator("#lb-runs")
+        runs.get_by_text("lb-diff-lora").filter(visible=True).first.click()
+        page.locator("#lb-run-title").get_by_text("Run #").wait_for()
+        note = page.locator("#lb-adapter-note")
+        expect(note).to_contain_text("lb-diff-lora", timeout=60_000)
+        expect(page.locator("#lb-adapter-diff .js-plotly-plot")).to_be_visible()
+        first = _heatmaps(page, "lb-adapter-diff")
+        assert "".join(first[0]["labels"]).startswith(_references(1)[0])
+
+        # Another example: its own reference.
+        page.locator("#lb-examples").get_by_text(_references(2)[1]).filter(visible=True).first.click()
+        second = _references(2)[1]
+        page.wait_for_function(
+            "(ref) => document.querySelector('#lb-adapter-diff .js-plotly-plot')"
+            ".layout.xaxis.ticktext.join('').startsWith(ref)",
+            arg=second,
+        )
+        assert "more likely" in note.inner_text()
+    finally:
+        # The evaluation leaves its adapter attached to the shared model (as the app does);
+        # the tests after this one start from the base model.
+        detach_adapters(app_server[0].models.current)

@@ -68,6 +68,8 @@ def test_sweep_chart_and_base_model_table_with_export(page, app_server):
     expect(table).to_contain_text("1.4")
     assert page.locator("#sweep-plot g.trace").count() >= 4, "distinct-1, distinct-2, length, perplexity"
 
+    ctx, _ = app_server
+    attached_before = dict(ctx.models.current.adapters)
     page.get_by_role("tab", name="Base model vs adapters").click()
     page.locator("#adapter-prompts textarea").fill("What is 2 + 2?\nName a fruit.")
     page.locator("#adapter-max-new input").fill("8")
@@ -77,5 +79,4 @@ def test_sweep_chart_and_base_model_table_with_export(page, app_server):
     expect(page.locator("#adapter-table")).to_contain_text("base model")
     page.locator("#adapter-export-csv").click()
     expect(page.locator("#adapter-export")).to_contain_text(".csv")
-    ctx, _ = app_server
-    assert ctx.models.current.adapters == {}, "the comparison left no adapter attached"
+    assert ctx.models.current.adapters == attached_before, "the comparison left no adapter attached"
