@@ -23,13 +23,18 @@ ALICE, BOB, ADMIN = Owner("user:alice"), Owner("user:bob"), Owner("user:root", i
 FP32 = LoadOptions(precision="fp32")
 
 
-@pytest.fixture
-def manager(tiny_llama, tiny_mistral):
+def resident_pair(bar_model, other_model) -> ModelManager:
+    """A manager with `bar_model` on the bar and `other_model` resident beside it (fp32)."""
     manager = ModelManager(MemoryBudget(fixed_bytes=GIB))
-    manager.load(str(tiny_llama), FP32)
-    with manager.use_model(str(tiny_mistral), FP32):
+    manager.load(str(bar_model), FP32)
+    with manager.use_model(str(other_model), FP32):
         pass
     return manager
+
+
+@pytest.fixture
+def manager(tiny_llama, tiny_mistral):
+    return resident_pair(tiny_llama, tiny_mistral)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from playground.generation.batch import generate_many
 from playground.generation.settings import PRESETS
 from playground.identity import Owner
 from playground.leaderboard import Leaderboard
-from playground.models import LoadOptions, ModelManager
-from playground.models.memory import GIB, MemoryBudget
+from playground.models import LoadOptions
+from tests.test_arena import resident_pair
 from tests.tiny_models import build_causal_lm
 
 ALICE, BOB = Owner("user:alice"), Owner("user:bob")
@@ -32,18 +32,14 @@ QUESTIONS = ["Say hello.", "Name a colour.", "Count to three.", "What is tea?"]
 
 @pytest.fixture(scope="module")
 def other_llama(tmp_path_factory):
-    # Another llama, not tiny_mistral: the engine fails rows of different lengths batched on the
-    # tiny (sliding-window) mistral, and a pairwise run batches every example of a model.
+    # Another seed, not tiny_mistral: built with the same seed and shapes as tiny_llama, the tiny
+    # mistral gives the same answers, and the metric votes must tell the two contestants apart.
     return build_causal_lm(tmp_path_factory.mktemp("pairwise-other"), "llama", seed=5)
 
 
 @pytest.fixture
 def manager(tiny_llama, other_llama):
-    manager = ModelManager(MemoryBudget(fixed_bytes=GIB))
-    manager.load(str(tiny_llama), FP32)
-    with manager.use_model(str(other_llama), FP32):
-        pass
-    return manager
+    return resident_pair(tiny_llama, other_llama)
 
 
 @pytest.fixture
